@@ -1,0 +1,230 @@
+//! Settings: built-in defaults < optional `keysync.toml` < environment.
+//!
+//! Every setting has a default, so a fresh checkout runs with none given. The environment uses
+//! `KEYSYNC_<NAME>` (for example `KEYSYNC_PORT=9000`); `DATABASE_URL` is also read, and
+//! `KEYSYNC_DATABASE_URL` wins over it. The file is `keysync.toml` in the working directory, or the
+//! path in `KEYSYNC_CONFIG`. Settings are a value handed to [`crate::startup::Application::build`],
+//! never a global, so tests start servers with their own.
+
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Which engine a database URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// A SQLite file (created, with its directory, when missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL, passed to libpq as given.
+    Postgres(String),
+}
+
+impl DatabaseTarget {
+    /// Reads `DATABASE_URL`'s forms: `postgres://…`/`postgresql://…`, `sqlite://path`,
+    /// `sqlite:path`, or a bare file path.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err("database_url is empty".into());
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() {
+            return Err(format!("database_url `{url}` names no file"));
+        }
+        if path.contains("://") {
+            return Err(format!(
+                "database_url `{url}` is neither a SQLite path nor a postgres:// URL"
+            ));
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Everything the server can be told. Field docs are the reference for `docs/configuration`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (tests use this).
+    pub port: u16,
+    /// SQLite path/URL (the default) or a `postgres://` URL.
+    pub database_url: String,
+    /// Connections kept in the pool.
+    pub pool_size: u32,
+    /// Seconds a request waits for a pooled connection before it is answered 503.
+    pub pool_timeout_secs: u64,
+    /// Directory of the built SPA, served at `/`.
+    pub dist_dir: PathBuf,
+    /// Log filter in `tracing` syntax (`info`, `debug`, `keysync_api=debug,actix_web=info`).
+    pub log: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// Email of the owner created at start when no owner exists.
+    pub admin_email: String,
+    /// Password of that owner; when unset a random one is generated and printed once.
+    pub admin_password: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            database_url: "data/keysync.db".into(),
+            pool_size: 8,
+            pool_timeout_secs: 5,
+            dist_dir: PathBuf::from("dist"),
+            log: "info".into(),
+            log_format: LogFormat::Text,
+            admin_email: "admin@localhost".into(),
+            admin_password: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then the config file, then the environment.
+    pub fn load() -> Result<Self, figment::Error> {
+        let file = std::env::var_os("KEYSYNC_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("keysync.toml"));
+        Self::figment(file).extract()
+    }
+
+    fn figment(file: PathBuf) -> Figment {
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(Env::raw().only(&["DATABASE_URL"]))
+            .merge(
+                Env::prefixed("KEYSYNC_")
+                    .ignore(&["config"])
+                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
+            )
+    }
+
+    /// The database URL with any password replaced, for log lines.
+    pub fn database_url_for_log(&self) -> String {
+        redact_url_password(&self.database_url)
+    }
+
+    /// The parsed database target.
+    pub fn database(&self) -> Result<DatabaseTarget, String> {
+        DatabaseTarget::parse(&self.database_url)
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_in_database_urls_are_redacted_for_logs() {
+        assert_eq!(
+            redact_url_password("postgres://ks:s3cret@127.0.0.1:5432/db"),
+            "postgres://ks:***@127.0.0.1:5432/db"
+        );
+        assert_eq!(redact_url_password("data/keysync.db"), "data/keysync.db");
+        assert_eq!(
+            redact_url_password("postgres://ks@h/db"),
+            "postgres://ks@h/db"
+        );
+    }
+
+    use super::*;
+
+    #[test]
+    fn database_urls_pick_their_engine() {
+        assert_eq!(
+            DatabaseTarget::parse("postgres://u:p@localhost/db"),
+            Ok(DatabaseTarget::Postgres(
+                "postgres://u:p@localhost/db".into()
+            ))
+        );
+        assert_eq!(
+            DatabaseTarget::parse("sqlite://data/k.db"),
+            Ok(DatabaseTarget::Sqlite("data/k.db".into()))
+        );
+        assert_eq!(
+            DatabaseTarget::parse("sqlite:/tmp/k.db"),
+            Ok(DatabaseTarget::Sqlite("/tmp/k.db".into()))
+        );
+        assert_eq!(
+            DatabaseTarget::parse("k.db"),
+            Ok(DatabaseTarget::Sqlite("k.db".into()))
+        );
+        assert!(DatabaseTarget::parse("mysql://x").is_err());
+        assert!(DatabaseTarget::parse("  ").is_err());
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("keysync.toml", "port = 9000\nlog = \"debug\"")?;
+            jail.set_env("KEYSYNC_PORT", "9100");
+            jail.set_env("DATABASE_URL", "postgres://a@b/c");
+
+            let settings: Settings = Settings::figment("keysync.toml".into()).extract()?;
+
+            assert_eq!(settings.port, 9100);
+            assert_eq!(settings.log, "debug");
+            assert_eq!(settings.database_url, "postgres://a@b/c");
+            assert_eq!(settings.host, "127.0.0.1");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn keysync_database_url_wins_over_database_url() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://a@b/c");
+            jail.set_env("KEYSYNC_DATABASE_URL", "other.db");
+
+            let settings: Settings = Settings::figment("absent.toml".into()).extract()?;
+
+            assert_eq!(settings.database_url, "other.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_misspelt_setting_in_the_file_is_an_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("keysync.toml", "prot = 9000")?;
+
+            let result: Result<Settings, _> = Settings::figment("keysync.toml".into()).extract();
+
+            assert!(result.is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,172 @@
+//! Persistence, written once for both engines.
+//!
+//! [`Store`] is implemented for `SqliteConnection` and `PgConnection`. The queries both engines
+//! share are written a single time inside `shared_queries!` and expanded into each impl, so
+//! diesel type-checks them against each concrete backend. Only transaction start and change-feed
+//! ordering differ per engine.
+//!
+//! Policy: methods return diesel's `QueryResult`; mapping to HTTP statuses happens in
+//! [`crate::error`].
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+use diesel::prelude::*;
+use diesel::result::QueryResult;
+
+use super::models::{Actor, AdminUserRow, NewAdminUser, NewAuditLog, NewChange};
+use crate::schema::{admin_users, audit_logs, changes};
+
+/// The current time as stored: UTC, microsecond precision (PostgreSQL's), so both engines hand
+/// back the same instant that was written.
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// One audit-log entry, before the actor and time are attached.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry {
+    pub action: String,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub summary: Option<serde_json::Value>,
+}
+
+pub trait Store: Sized {
+    /// Runs `f` in a write transaction; commits on `Ok`, rolls back on `Err`.
+    fn write_tx<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut Self) -> Result<R, E>,
+        E: From<diesel::result::Error>;
+
+    /// Makes change-feed cursors visible in commit order: on PostgreSQL, takes a transaction
+    /// lock that serialises writers from here to commit; SQLite already has one writer.
+    fn lock_change_feed(&mut self) -> QueryResult<()>;
+
+    fn ping(&mut self) -> QueryResult<()>;
+    fn count_owners(&mut self) -> QueryResult<i64>;
+    fn find_admin_by_email(&mut self, email: &str) -> QueryResult<Option<AdminUserRow>>;
+    fn insert_admin(&mut self, new: &NewAdminUser<'_>) -> QueryResult<AdminUserRow>;
+    fn append_audit(&mut self, actor: &Actor, entry: AuditEntry) -> QueryResult<i64>;
+    fn append_change(
+        &mut self,
+        actor: &Actor,
+        resource: &str,
+        resource_id: i64,
+        op: &str,
+        version: i64,
+    ) -> QueryResult<i64>;
+}
+
+macro_rules! shared_queries {
+    () => {
+        fn ping(&mut self) -> QueryResult<()> {
+            diesel::sql_query("SELECT 1").execute(self).map(|_| ())
+        }
+
+        fn count_owners(&mut self) -> QueryResult<i64> {
+            admin_users::table
+                .filter(admin_users::role.eq("owner"))
+                .count()
+                .get_result(self)
+        }
+
+        fn find_admin_by_email(&mut self, email: &str) -> QueryResult<Option<AdminUserRow>> {
+            admin_users::table
+                .filter(admin_users::email.eq(email))
+                .select(AdminUserRow::as_select())
+                .first(self)
+                .optional()
+        }
+
+        fn insert_admin(&mut self, new: &NewAdminUser<'_>) -> QueryResult<AdminUserRow> {
+            diesel::insert_into(admin_users::table)
+                .values(new)
+                .returning(AdminUserRow::as_returning())
+                .get_result(self)
+        }
+
+        fn append_audit(&mut self, actor: &Actor, entry: AuditEntry) -> QueryResult<i64> {
+            let at = now();
+            let row = NewAuditLog {
+                actor_kind: actor.kind().to_owned(),
+                actor_id: actor.id(),
+                actor_label: actor.label(),
+                action: entry.action,
+                target_kind: entry.target_kind,
+                target_id: entry.target_id,
+                ip: entry.ip,
+                user_agent: entry.user_agent,
+                summary: entry.summary.map(|s| s.to_string()),
+                created_at: at,
+                updated_at: at,
+            };
+            diesel::insert_into(audit_logs::table)
+                .values(&row)
+                .returning(audit_logs::id)
+                .get_result(self)
+        }
+
+        fn append_change(
+            &mut self,
+            actor: &Actor,
+            resource: &str,
+            resource_id: i64,
+            op: &str,
+            version: i64,
+        ) -> QueryResult<i64> {
+            self.lock_change_feed()?;
+            let at = now();
+            diesel::insert_into(changes::table)
+                .values(&NewChange {
+                    resource,
+                    resource_id,
+                    op,
+                    version,
+                    actor: actor.label(),
+                    created_at: at,
+                    updated_at: at,
+                })
+                .returning(changes::cursor)
+                .get_result(self)
+        }
+    };
+}
+
+impl Store for diesel::sqlite::SqliteConnection {
+    fn write_tx<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut Self) -> Result<R, E>,
+        E: From<diesel::result::Error>,
+    {
+        self.immediate_transaction(f)
+    }
+
+    fn lock_change_feed(&mut self) -> QueryResult<()> {
+        Ok(())
+    }
+
+    shared_queries!();
+}
+
+/// Any constant works; it names the change-feed lock among the database's advisory locks.
+const CHANGE_FEED_LOCK: i64 = 0x6b65_7973_796e_63;
+
+impl Store for diesel::pg::PgConnection {
+    fn write_tx<R, E, F>(&mut self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut Self) -> Result<R, E>,
+        E: From<diesel::result::Error>,
+    {
+        self.transaction(f)
+    }
+
+    fn lock_change_feed(&mut self) -> QueryResult<()> {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(CHANGE_FEED_LOCK)
+            .execute(self)
+            .map(|_| ())
+    }
+
+    shared_queries!();
+}

@@ -1,0 +1,15 @@
+//! keysync's API server as a library: `main.rs` parses the command line and calls in here, and
+//! the integration tests start the same [`startup::Application`] on port 0.
+
+pub mod admins;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod password;
+pub mod routes;
+pub mod schema;
+pub mod spa;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,102 @@
+//! Building and running the server. `Application::build` returns a bound server that knows its
+//! port, so tests can start one on port 0.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Compress, DefaultHeaders};
+use actix_web::{web, App, HttpServer};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::db::Database;
+use crate::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::{routes, spa};
+
+/// The largest request body any endpoint reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Database,
+    pub settings: Settings,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to the database, applies pending migrations and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = connect_and_migrate(&settings).await?;
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port)).map_err(|e| {
+            anyhow::anyhow!("cannot listen on {}:{}: {e}", settings.host, settings.port)
+        })?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            db,
+            settings: settings.clone(),
+        });
+        let dist = settings.dist_dir.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(Compress::default())
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Referrer-Policy", "same-origin"))
+                        .add(("X-Frame-Options", "DENY")),
+                )
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(MAX_BODY_BYTES)
+                        .error_handler(json_error_handler),
+                )
+                .app_data(web::QueryConfig::default().error_handler(query_error_handler))
+                .app_data(web::PathConfig::default().error_handler(path_error_handler))
+                .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+                .configure(routes::configure)
+                .configure(spa::configure(&dist))
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        tracing::info!(
+            port,
+            database = settings.database_url_for_log(),
+            "keysync listening"
+        );
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, then finishes in-flight requests (up to 10 s) and returns.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Opens the pool and runs migrations off the async workers.
+pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<Database> {
+    let target = settings.database().map_err(|e| anyhow::anyhow!(e))?;
+    let size = settings.pool_size;
+    let timeout = Duration::from_secs(settings.pool_timeout_secs.max(1));
+    let db = tokio::task::spawn_blocking(move || -> anyhow::Result<Database> {
+        let db = Database::connect(&target, size, timeout)?;
+        let applied = db.migrate_blocking()?;
+        if applied > 0 {
+            tracing::info!(applied, "database migrations applied");
+        }
+        Ok(db)
+    })
+    .await??;
+    Ok(db)
+}

@@ -1,0 +1,210 @@
+//! `spawn_app`: a real keysync server on a loopback port with its own fresh database.
+//!
+//! SQLite tests get a file in a temporary directory. PostgreSQL tests create a database named
+//! after a random id on the server in `KEYSYNC_TEST_PG_URL` (which `cargo xtask test` starts and
+//! sets) and drop it when the test ends. Without that variable PostgreSQL tests fail, loudly: a
+//! skipped engine would look like a passing one.
+
+use std::path::PathBuf;
+
+use diesel::{Connection, RunQueryDsl};
+use keysync_api::config::Settings;
+use keysync_api::db::Database;
+use keysync_api::startup::{connect_and_migrate, Application};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: Database,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    pg_database: Option<PgTestDatabase>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request reaches the test server")
+    }
+
+    /// Drops the PostgreSQL database under the running server, to simulate an outage.
+    pub fn drop_pg_database(&mut self) {
+        if let Some(db) = self.pg_database.take() {
+            db.drop_now();
+        }
+    }
+}
+
+/// A per-test PostgreSQL database, dropped (with its connections) when the test ends.
+struct PgTestDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgTestDatabase {
+    fn create() -> (Self, String) {
+        let admin_url = std::env::var("KEYSYNC_TEST_PG_URL").expect(
+            "KEYSYNC_TEST_PG_URL is not set: run the suite with `cargo xtask test`, which starts \
+             PostgreSQL, or point it at a server whose user may create databases",
+        );
+        let name = format!("keysync_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = diesel::PgConnection::establish(&admin_url)
+            .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL server: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .expect("create the test database");
+        let url = replace_database_in_url(&admin_url, &name);
+        (Self { admin_url, name }, url)
+    }
+
+    fn drop_now(&self) {
+        if let Ok(mut conn) = diesel::PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
+        }
+    }
+}
+
+impl Drop for PgTestDatabase {
+    fn drop(&mut self) {
+        self.drop_now();
+    }
+}
+
+fn replace_database_in_url(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let (scheme, rest) = base.split_once("://").expect("a postgres:// URL");
+    let host_part = rest.split_once('/').map_or(rest, |(h, _)| h);
+    let mut out = format!("{scheme}://{host_part}/{database}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Settings for a test server on `backend` with a fresh database; `dist` is a directory that
+/// does not exist unless the test makes one.
+fn test_settings(
+    backend: Backend,
+) -> (Settings, Option<tempfile::TempDir>, Option<PgTestDatabase>) {
+    let mut settings = Settings {
+        port: 0,
+        log: std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        pool_size: 4,
+        ..Settings::default()
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    settings.dist_dir = dir.path().join("dist-not-built");
+    match backend {
+        Backend::Sqlite => {
+            settings.database_url = dir.path().join("keysync.db").to_string_lossy().into_owned();
+            (settings, Some(dir), None)
+        }
+        Backend::Postgres => {
+            let (pg, url) = PgTestDatabase::create();
+            settings.database_url = url;
+            (settings, Some(dir), Some(pg))
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts a server after `customize` has adjusted its settings.
+pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let (mut settings, dir, pg_database) = test_settings(backend);
+    customize(&mut settings);
+    keysync_api::telemetry::init(&settings);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the test server builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let db = connect_and_migrate(&settings)
+        .await
+        .expect("a second pool to inspect the database");
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("an HTTP client"),
+        db,
+        _sqlite_dir: dir,
+        pg_database,
+    }
+}
+
+/// The built SPA for tests that need one: a tiny stand-in `index.html` in a temp directory.
+pub fn fake_dist(marker: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let dist = dir.path().join("dist");
+    std::fs::create_dir_all(&dist).expect("create dist");
+    std::fs::write(
+        dist.join("index.html"),
+        format!("<!doctype html><html><body>{marker}</body></html>"),
+    )
+    .expect("write index.html");
+    std::fs::write(dist.join("app.css"), "body { color: black; }").expect("write app.css");
+    (dir, dist)
+}
+
+/// Generates one `#[tokio::test]` per engine for each listed `async fn(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )+
+        }
+    };
+}
+
+#[test]
+fn database_names_are_swapped_in_postgres_urls() {
+    assert_eq!(
+        replace_database_in_url("postgres://u:p@h:5432/postgres", "t1"),
+        "postgres://u:p@h:5432/t1"
+    );
+    assert_eq!(
+        replace_database_in_url("postgres://u@h/postgres?sslmode=disable", "t2"),
+        "postgres://u@h/t2?sslmode=disable"
+    );
+    assert_eq!(
+        replace_database_in_url("postgres://h", "t3"),
+        "postgres://h/t3"
+    );
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the real server on port 0, a fresh database per test, on SQLite and on
+//! PostgreSQL. One binary (this file's modules) keeps link time down.
+
+mod helpers;
+
+mod foundation;

@@ -1,0 +1,9 @@
+DROP TABLE server_settings;
+DROP TABLE changes;
+DROP TABLE audit_logs;
+DROP TABLE releases;
+DROP TABLE activations;
+DROP TABLE license_keys;
+DROP TABLE customers;
+DROP TABLE sessions;
+DROP TABLE admin_users;

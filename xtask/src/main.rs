@@ -1,0 +1,228 @@
+//! Project automation, in plain Rust with no dependencies so it builds in seconds:
+//!
+//! - `cargo xtask run`   install what is missing, build the SPA, migrate, serve on :8080
+//! - `cargo xtask test`  the whole suite: format, lints, wasm checks, unit, integration, browser
+//! - `cargo xtask setup` only the installs (idempotent)
+//! - `cargo xtask spa`   only the SPA build
+//!
+//! Policy: every tool the project needs is installed here, idempotently, at the pinned versions
+//! that are known to work (see docs/architecture.md, "Toolchain"), so a fresh machine needs
+//! nothing but cargo.
+
+mod postgres;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("setup") => tools::ensure_all(&root()),
+        Some("spa") => tools::ensure_all(&root()).and_then(|_| build_spa(&root())),
+        Some("pg") => postgres::ensure_server().map(|url| println!("{url}")),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 run    install tools, build the web app, migrate the SQLite default, serve on http://127.0.0.1:8080\n  \
+                 test   run the whole test suite (what CI runs)\n  \
+                 setup  install the tools only\n  \
+                 spa    build the web app only\n  \
+                 pg     start the local PostgreSQL 15 server and print a URL for tests"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub type Result<T = ()> = std::result::Result<T, String>;
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the workspace")
+        .to_path_buf()
+}
+
+/// Prints a step heading so long runs show where they are.
+pub fn step(what: &str) {
+    println!("\n==> {what}");
+}
+
+/// Runs `cmd`, streaming its output; an error names the command.
+pub fn run_cmd(cmd: &mut Command) -> Result {
+    let shown = format!("{cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed with {status}"))
+    }
+}
+
+pub fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn build_spa(root: &Path) -> Result {
+    step("Building the web app (trunk build --release)");
+    let mut cmd = Command::new(tools::trunk_path());
+    cmd.current_dir(root)
+        .env("PATH", tools::path_with_tools(root))
+        .args(["build", "--release", "--offline"]);
+    run_cmd(&mut cmd)
+}
+
+fn run(extra: &[String]) -> Result {
+    let root = root();
+    tools::ensure_all(&root)?;
+    build_spa(&root)?;
+    step("Building the server");
+    run_cmd(cargo().current_dir(&root).args([
+        "build",
+        "--package",
+        "keysync-api",
+        "--bin",
+        "keysync",
+    ]))?;
+    step("Migrating the database and serving on http://127.0.0.1:8080 (Ctrl-C stops)");
+    run_cmd(
+        Command::new(root.join("target/debug/keysync"))
+            .current_dir(&root)
+            .arg("serve")
+            .args(extra),
+    )
+}
+
+fn test(extra: &[String]) -> Result {
+    let root = root();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    tools::ensure_all(&root)?;
+
+    step("cargo fmt --check");
+    run_cmd(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
+
+    step("cargo clippy (native, all targets)");
+    run_cmd(cargo().current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+
+    step("cargo clippy (wasm32: the web app and the shared wire types)");
+    run_cmd(cargo().current_dir(&root).args([
+        "clippy",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "keysync-web",
+        "-p",
+        "keysync-shared",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+
+    step("keysync-shared pulls in no server crate");
+    check_shared_dependencies(&root)?;
+
+    build_spa(&root)?;
+
+    step("Starting PostgreSQL 15 for the tests");
+    let pg_url = match postgres::ensure_server() {
+        Ok(url) => Some(url),
+        Err(e) if ci => return Err(format!("PostgreSQL is required in CI: {e}")),
+        Err(e) => {
+            eprintln!("warning: PostgreSQL unavailable, its tests will fail: {e}");
+            None
+        }
+    };
+
+    step("Installing Chromium and ChromeDriver for the browser tests");
+    tools::ensure_browser()?;
+
+    step("cargo test (unit, integration on SQLite and PostgreSQL, end-to-end in Chromium)");
+    let mut cmd = cargo();
+    cmd.current_dir(&root)
+        .args(["test", "--workspace", "--exclude", "keysync-web"])
+        .args(extra)
+        .env("KEYSYNC_TEST_DIST", root.join("dist"));
+    if let Some(url) = pg_url {
+        cmd.env("KEYSYNC_TEST_PG_URL", url);
+    }
+    run_cmd(&mut cmd)?;
+
+    step("cargo test -p keysync-web (native unit tests of the sync engine)");
+    run_cmd(
+        cargo()
+            .current_dir(&root)
+            .args(["test", "-p", "keysync-web"]),
+    )
+}
+
+/// `keysync-shared` must stay a wire-types crate: no actix, diesel, tokio or other server
+/// dependency may appear in its tree.
+fn check_shared_dependencies(root: &Path) -> Result {
+    let output = cargo()
+        .current_dir(root)
+        .args([
+            "tree",
+            "-p",
+            "keysync-shared",
+            "--edges",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let forbidden = [
+        "actix",
+        "diesel",
+        "tokio",
+        "hyper",
+        "libsqlite3",
+        "pq-sys",
+        "keysync-api",
+    ];
+    let leaks: Vec<&str> = tree
+        .lines()
+        .filter(|line| forbidden.iter().any(|f| line.starts_with(f)))
+        .collect();
+    if leaks.is_empty() {
+        println!(
+            "ok: {} crates, none of them a server crate",
+            tree.lines().count()
+        );
+        Ok(())
+    } else {
+        Err(format!(
+            "keysync-shared depends on server crates: {leaks:?}"
+        ))
+    }
+}

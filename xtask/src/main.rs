@@ -157,23 +157,79 @@ fn test(extra: &[String]) -> Result {
     step("Installing Chromium and ChromeDriver for the browser tests");
     tools::ensure_browser()?;
 
+    step("Building the keysync binary for the end-to-end tests");
+    run_cmd(cargo().current_dir(&root).args([
+        "build",
+        "--package",
+        "keysync-api",
+        "--bin",
+        "keysync",
+    ]))?;
+
     step("cargo test (unit, integration on SQLite and PostgreSQL, end-to-end in Chromium)");
     let mut cmd = cargo();
     cmd.current_dir(&root)
-        .args(["test", "--workspace", "--exclude", "keysync-web"])
+        .args(["test", "--workspace"])
         .args(extra)
         .env("KEYSYNC_TEST_DIST", root.join("dist"));
     if let Some(url) = pg_url {
         cmd.env("KEYSYNC_TEST_PG_URL", url);
     }
-    run_cmd(&mut cmd)?;
+    let totals = run_counting_tests(&mut cmd)?;
+    println!(
+        "\nall test binaries: {} passed, {} failed, {} ignored",
+        totals.passed, totals.failed, totals.ignored
+    );
+    println!("{} passed, {} failed", totals.passed, totals.failed);
+    Ok(())
+}
 
-    step("cargo test -p keysync-web (native unit tests of the sync engine)");
-    run_cmd(
-        cargo()
-            .current_dir(&root)
-            .args(["test", "-p", "keysync-web"]),
-    )
+#[derive(Debug, Default)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// Runs `cargo test`, echoing its output, and adds up the `test result:` lines of every test
+/// binary so the run ends with one total instead of the last binary's count.
+fn run_counting_tests(cmd: &mut Command) -> Result<TestTotals> {
+    use std::io::{BufRead, BufReader};
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {shown}: {e}"))?;
+    let mut totals = TestTotals::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            println!("{line}");
+            if let Some(rest) = line.trim().strip_prefix("test result: ") {
+                for part in rest.split(['.', ';']) {
+                    let mut words = part.split_whitespace();
+                    if let (Some(n), Some(what)) = (words.next(), words.next()) {
+                        let n: u64 = n.parse().unwrap_or(0);
+                        match what {
+                            "passed" => totals.passed += n,
+                            "failed" => totals.failed += n,
+                            "ignored" => totals.ignored += n,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("{shown}: {e}"))?;
+    if status.success() && totals.failed == 0 {
+        Ok(totals)
+    } else {
+        println!("{} passed, {} failed", totals.passed, totals.failed.max(1));
+        Err(format!("{shown} failed with {status}"))
+    }
 }
 
 /// `keysync-shared` must stay a wire-types crate: no actix, diesel, tokio or other server

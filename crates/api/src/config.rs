@@ -102,11 +102,11 @@ impl Default for Settings {
 
 impl Settings {
     /// Defaults, then the config file, then the environment.
-    pub fn load() -> Result<Self, figment::Error> {
+    pub fn load() -> Result<Self, Box<figment::Error>> {
         let file = std::env::var_os("KEYSYNC_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("keysync.toml"));
-        Self::figment(file).extract()
+        Self::figment(file).extract().map_err(Box::new)
     }
 
     fn figment(file: PathBuf) -> Figment {
@@ -146,6 +146,10 @@ pub fn redact_url_password(url: &str) -> String {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment::Jail fixes its closures' error type"
+)]
 mod tests {
     #[test]
     fn passwords_in_database_urls_are_redacted_for_logs() {

@@ -46,7 +46,6 @@ pub fn configure(dist: &Path) -> impl FnOnce(&mut web::ServiceConfig) {
                     })),
             );
         } else {
-            tracing::warn!(dist = %dist.display(), "SPA not built; serving a page that says how to build it");
             cfg.default_service(web::to(|| async {
                 HttpResponse::Ok()
                     .content_type(ContentType::html())

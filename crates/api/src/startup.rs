@@ -41,6 +41,9 @@ impl Application {
             settings: settings.clone(),
         });
         let dist = settings.dist_dir.clone();
+        if !dist.join("index.html").is_file() {
+            tracing::warn!(dist = %dist.display(), "web app not built; pages will say how to build it");
+        }
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(Compress::default())

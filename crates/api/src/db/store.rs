@@ -150,7 +150,7 @@ impl Store for diesel::sqlite::SqliteConnection {
 }
 
 /// Any constant works; it names the change-feed lock among the database's advisory locks.
-const CHANGE_FEED_LOCK: i64 = 0x6b65_7973_796e_63;
+const CHANGE_FEED_LOCK: i64 = 0x006b_6579_7379_6e63;
 
 impl Store for diesel::pg::PgConnection {
     fn write_tx<R, E, F>(&mut self, f: F) -> Result<R, E>

@@ -5,10 +5,12 @@ use keysync_shared::AdminRole;
 use serde_json::json;
 
 use crate::db::models::{Actor, AdminUserRow, NewAdminUser};
-use crate::db::store::{now, AuditEntry};
+use crate::db::store::now;
 use crate::db::Store;
 use crate::domain::{Email, NewPassword};
 use crate::error::ApiError;
+use crate::http::RequestMeta;
+use crate::mutations::{record, Op, Recorded};
 use crate::password;
 
 /// What [`ensure_owner`] did.
@@ -26,7 +28,9 @@ pub enum OwnerBootstrap {
 pub fn create_admin<S: Store>(
     store: &mut S,
     actor: &Actor,
+    meta: &RequestMeta,
     email: &Email,
+    name: &str,
     password: &NewPassword,
     role: AdminRole,
 ) -> Result<AdminUserRow, ApiError> {
@@ -41,24 +45,26 @@ pub fn create_admin<S: Store>(
         let at = now();
         let admin = tx.insert_admin(&NewAdminUser {
             email: email.as_str(),
-            name: "",
+            name,
             password_hash: &hash,
             role: role.as_str(),
             version: 1,
             created_at: at,
             updated_at: at,
         })?;
-        tx.append_audit(
+        record(
+            tx,
             actor,
-            AuditEntry {
-                action: "admin.created".into(),
-                target_kind: Some("admin_user".into()),
-                target_id: Some(admin.id.to_string()),
-                summary: Some(json!({"after": {"email": admin.email, "role": admin.role}})),
-                ..AuditEntry::default()
+            meta,
+            Recorded {
+                action: "admin.created",
+                resource: "admin_users",
+                id: admin.id,
+                op: Op::Created,
+                version: admin.version,
+                summary: json!({"after": {"email": admin.email, "name": admin.name, "role": admin.role}}),
             },
         )?;
-        tx.append_change(actor, "admin_users", admin.id, "created", admin.version)?;
         Ok(admin)
     })
 }
@@ -79,8 +85,16 @@ pub fn ensure_owner<S: Store>(
     };
     let password =
         NewPassword::parse(password).map_err(|e| anyhow::anyhow!("KEYSYNC_ADMIN_PASSWORD: {e}"))?;
-    create_admin(store, &Actor::System, &email, &password, AdminRole::Owner)
-        .map_err(|e| anyhow::anyhow!("cannot create the owner admin: {e}"))?;
+    create_admin(
+        store,
+        &Actor::System,
+        &RequestMeta::default(),
+        &email,
+        "",
+        &password,
+        AdminRole::Owner,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot create the owner admin: {e}"))?;
     Ok(if generated {
         OwnerBootstrap::Generated {
             email: email.to_string(),

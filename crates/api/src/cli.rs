@@ -9,6 +9,7 @@ use crate::admins::{self, OwnerBootstrap};
 use crate::config::Settings;
 use crate::db::models::Actor;
 use crate::domain::{Email, NewPassword};
+use crate::http::RequestMeta;
 use crate::startup::{connect_and_migrate, Application};
 use crate::{password, telemetry, with_store};
 
@@ -127,7 +128,9 @@ async fn create_admin(
         with_store!(&mut conn, |store| admins::create_admin(
             store,
             &Actor::System,
+            &RequestMeta::default(),
             &email_for_db,
+            "",
             &for_db,
             role
         ))

@@ -81,6 +81,16 @@ pub struct Settings {
     pub admin_email: String,
     /// Password of that owner; when unset a random one is generated and printed once.
     pub admin_password: Option<String>,
+    /// Prefix of generated license keys (1 to 16 letters or digits).
+    pub key_prefix: String,
+    /// Hours a session lasts after its last use.
+    pub session_ttl_hours: u32,
+    /// Sign-in attempts allowed per email per minute (also the burst); 0 disables.
+    pub login_attempts_per_email_per_minute: u32,
+    /// Sign-in attempts allowed per client IP per minute (also the burst); 0 disables.
+    pub login_attempts_per_ip_per_minute: u32,
+    /// Take the client IP from `Forwarded`/`X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_proxy_headers: bool,
 }
 
 impl Default for Settings {
@@ -96,6 +106,11 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             admin_email: "admin@localhost".into(),
             admin_password: None,
+            key_prefix: "SCO".into(),
+            session_ttl_hours: 12,
+            login_attempts_per_email_per_minute: 5,
+            login_attempts_per_ip_per_minute: 30,
+            trust_proxy_headers: false,
         }
     }
 }
@@ -123,6 +138,10 @@ impl Settings {
     /// The database URL with any password replaced, for log lines.
     pub fn database_url_for_log(&self) -> String {
         redact_url_password(&self.database_url)
+    }
+
+    pub fn session_ttl(&self) -> chrono::Duration {
+        chrono::Duration::hours(i64::from(self.session_ttl_hours.max(1)))
     }
 
     /// The parsed database target.

@@ -41,6 +41,11 @@ pub enum ApiError {
     /// 422: a field breaks a rule.
     #[error("{message}")]
     Unprocessable { field: String, message: String },
+    /// 422: a batch was refused as a whole; each refused item is listed.
+    #[error("the batch was not applied: {} item(s) cannot be", errors.len())]
+    BatchRefused {
+        errors: Vec<keysync_shared::keys::BatchItemError>,
+    },
     /// 428: `If-Match` is required and missing.
     #[error("this request needs an If-Match header with the resource's ETag")]
     PreconditionRequired,
@@ -89,6 +94,7 @@ impl ApiError {
             Self::PreconditionFailed { .. } => "precondition_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unprocessable { .. } => "validation_failed",
+            Self::BatchRefused { .. } => "batch_refused",
             Self::PreconditionRequired => "precondition_required",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "service_unavailable",
@@ -102,6 +108,9 @@ impl ApiError {
             Self::Unprocessable { field, .. } => body.with_detail("field", field.clone()),
             Self::PreconditionFailed { current } => body.with_detail("current", current.clone()),
             Self::PayloadTooLarge { limit } => body.with_detail("limit", *limit),
+            Self::BatchRefused { errors } => {
+                body.with_detail("errors", serde_json::to_value(errors).unwrap_or_default())
+            }
             Self::TooManyRequests { retry_after_secs } => {
                 body.with_detail("retry_after", *retry_after_secs)
             }
@@ -149,7 +158,9 @@ impl ResponseError for ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable { .. } | Self::BatchRefused { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -2,12 +2,18 @@
 //! the integration tests start the same [`startup::Application`] on port 0.
 
 pub mod admins;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod http;
+pub mod license_key;
+pub mod mutations;
+pub mod pagination;
 pub mod password;
+pub mod rate_limit;
 pub mod routes;
 pub mod schema;
 pub mod spa;

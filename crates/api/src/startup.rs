@@ -12,6 +12,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::db::Database;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::rate_limit::RateLimiter;
 use crate::{routes, spa};
 
 /// The largest request body any endpoint reads.
@@ -21,6 +22,21 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub db: Database,
     pub settings: Settings,
+    pub login_per_email: RateLimiter,
+    pub login_per_ip: RateLimiter,
+}
+
+impl AppState {
+    pub fn new(db: Database, settings: Settings) -> Self {
+        let per_email = settings.login_attempts_per_email_per_minute;
+        let per_ip = settings.login_attempts_per_ip_per_minute;
+        Self {
+            db,
+            settings,
+            login_per_email: RateLimiter::new(per_email, per_email),
+            login_per_ip: RateLimiter::new(per_ip, per_ip),
+        }
+    }
 }
 
 pub struct Application {
@@ -36,10 +52,13 @@ impl Application {
             anyhow::anyhow!("cannot listen on {}:{}: {e}", settings.host, settings.port)
         })?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState {
-            db,
-            settings: settings.clone(),
-        });
+        if !crate::license_key::valid_prefix(&settings.key_prefix) {
+            anyhow::bail!(
+                "key_prefix `{}` must be 1 to 16 letters or digits",
+                settings.key_prefix
+            );
+        }
+        let state = web::Data::new(AppState::new(db, settings.clone()));
         let dist = settings.dist_dir.clone();
         if !dist.join("index.html").is_file() {
             tracing::warn!(dist = %dist.display(), "web app not built; pages will say how to build it");

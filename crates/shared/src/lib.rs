@@ -3,10 +3,23 @@
 //! Policy: this crate holds data shapes only. It depends on serde, serde_json and chrono and on
 //! nothing that cannot compile to `wasm32-unknown-unknown`; `cargo xtask test` checks both.
 
+pub mod admins;
+pub mod audit;
+pub mod customers;
 pub mod error;
 pub mod health;
+pub mod keys;
+pub mod page;
+pub mod patch;
 pub mod roles;
+pub mod stats;
 
+pub use admins::{AdminView, CreateAdmin, LoginRequest, PatchAdmin};
+pub use audit::AuditLogView;
+pub use customers::{CreateCustomer, CustomerView, PatchCustomer};
 pub use error::{ErrorBody, ErrorDetail};
 pub use health::{DatabaseKind, Health};
+pub use keys::{CreateKey, KeyBatch, KeyBatchResult, KeyStatus, LicenseKeyView, PatchKey};
+pub use page::Page;
 pub use roles::AdminRole;
+pub use stats::DashboardStats;

@@ -10,7 +10,12 @@
 //!   has to upgrade a read lock, the cause of `SQLITE_BUSY` deadlocks), an ordinary transaction on
 //!   PostgreSQL.
 
+pub mod admin_users;
+pub mod audit;
+pub mod customers;
+pub mod keys;
 pub mod models;
+pub mod sessions;
 pub mod store;
 
 use std::path::Path;
@@ -27,6 +32,27 @@ use crate::config::DatabaseTarget;
 use crate::error::ApiError;
 
 pub use store::Store;
+
+/// Everything the handlers need from a connection, as one bound for generic code.
+pub trait Db:
+    Store
+    + keys::KeyStore
+    + customers::CustomerStore
+    + admin_users::AdminStore
+    + sessions::SessionStore
+    + audit::AuditStore
+{
+}
+
+impl<T> Db for T where
+    T: Store
+        + keys::KeyStore
+        + customers::CustomerStore
+        + admin_users::AdminStore
+        + sessions::SessionStore
+        + audit::AuditStore
+{
+}
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");

@@ -58,6 +58,38 @@ pub trait Store: Sized {
     ) -> QueryResult<i64>;
 }
 
+/// Implements a persistence trait for both connection types from one body of methods.
+macro_rules! impl_for_both_backends {
+    ($trait:path { $($body:tt)* }) => {
+        impl $trait for diesel::sqlite::SqliteConnection {
+            $($body)*
+        }
+        impl $trait for diesel::pg::PgConnection {
+            $($body)*
+        }
+    };
+}
+pub(crate) use impl_for_both_backends;
+
+diesel::define_sql_function! {
+    /// SQL `lower()`, on both engines, for case-insensitive search.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// `%term%` for `LIKE`, lower-cased, with `%`, `_` and `\` in the term escaped (use `escape('\\')`).
+pub fn like_pattern(term: &str) -> String {
+    let mut out = String::with_capacity(term.len() + 2);
+    out.push('%');
+    for c in term.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 macro_rules! shared_queries {
     () => {
         fn ping(&mut self) -> QueryResult<()> {

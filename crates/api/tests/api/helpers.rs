@@ -208,3 +208,128 @@ fn database_names_are_swapped_in_postgres_urls() {
         "postgres://h/t3"
     );
 }
+
+/// A signed-in (or anonymous) HTTP client with its own cookie jar.
+pub struct Session {
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl Session {
+    pub fn anonymous(app: &TestApp) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .expect("an HTTP client"),
+            base: app.address.clone(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_if_none_match(&self, path: &str, etag: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("If-None-Match", etag)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn patch(
+        &self,
+        path: &str,
+        if_match: Option<&str>,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        let mut req = self.client.patch(format!("{}{path}", self.base)).json(body);
+        if let Some(tag) = if_match {
+            req = req.header("If-Match", tag);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn delete(&self, path: &str, if_match: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.delete(format!("{}{path}", self.base));
+        if let Some(tag) = if_match {
+            req = req.header("If-Match", tag);
+        }
+        req.send().await.expect("request")
+    }
+}
+
+impl TestApp {
+    /// Creates an admin with [`PASSWORD`] directly in the database.
+    pub fn seed_admin(&self, email: &str, role: keysync_shared::AdminRole) -> i64 {
+        use keysync_api::domain::{Email, NewPassword};
+        let mut conn = self.db.get_blocking().expect("a connection");
+        let email = Email::parse(email).expect("a valid email");
+        let password = NewPassword::parse(PASSWORD.into()).expect("a valid password");
+        keysync_api::with_store!(&mut conn, |c| keysync_api::admins::create_admin(
+            c,
+            &keysync_api::db::models::Actor::System,
+            &keysync_api::http::RequestMeta::default(),
+            &email,
+            "",
+            &password,
+            role
+        ))
+        .expect("seed an admin")
+        .id
+    }
+
+    /// Seeds an admin of `role` and returns a session signed in as it.
+    pub async fn signed_in(&self, role: keysync_shared::AdminRole) -> Session {
+        let email = format!("{}-{}@example.com", role, uuid::Uuid::new_v4().simple());
+        self.seed_admin(&email, role);
+        let session = Session::anonymous(self);
+        let response = session
+            .post(
+                "/api/auth/login",
+                &serde_json::json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "sign-in as a seeded {role}");
+        session
+    }
+
+    /// Rows in `table` (a name from the schema), for atomicity checks.
+    pub fn count_rows(&self, table: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.db.get_blocking().expect("a connection");
+        let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table}");
+        keysync_api::with_store!(&mut conn, |c| diesel::sql_query(sql.clone())
+            .get_result::<Count>(c))
+        .expect("count rows")
+        .n
+    }
+
+    /// Runs raw SQL against the test database (fault injection in atomicity tests).
+    pub fn execute_sql(&self, sql: &str) {
+        use diesel::connection::SimpleConnection;
+        let mut conn = self.db.get_blocking().expect("a connection");
+        keysync_api::with_store!(&mut conn, |c| c.batch_execute(sql)).expect("execute SQL");
+    }
+}

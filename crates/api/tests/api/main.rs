@@ -3,4 +3,5 @@
 
 mod helpers;
 
+mod admin_api;
 mod foundation;

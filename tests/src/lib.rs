@@ -67,8 +67,13 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `keysync serve` on a free port with a fresh SQLite database and `extra_env`.
     pub fn start(extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_binary(&keysync_binary()?, extra_env)
+    }
+
+    /// Like [`Self::start`], with a given `keysync` binary (the benchmarks use a release build).
+    pub fn start_binary(binary: &Path, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let mut cmd = Command::new(keysync_binary()?);
+        let mut cmd = Command::new(binary);
         cmd.arg("serve")
             .current_dir(dir.path())
             .env("KEYSYNC_PORT", "0")

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Some("setup") => tools::ensure_all(&root()),
         Some("spa") => tools::ensure_all(&root()).and_then(|_| build_spa(&root())),
         Some("pg") => postgres::ensure_server().map(|url| println!("{url}")),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
                  test   run the whole test suite (what CI runs)\n  \
                  setup  install the tools only\n  \
                  spa    build the web app only\n  \
+                 bench  run every benchmark on a release build and rewrite docs/benchmarks.md\n  \
                  pg     start the local PostgreSQL 15 server and print a URL for tests"
             );
             return ExitCode::from(2);
@@ -230,6 +232,40 @@ fn run_counting_tests(cmd: &mut Command) -> Result<TestTotals> {
         println!("{} passed, {} failed", totals.passed, totals.failed.max(1));
         Err(format!("{shown} failed with {status}"))
     }
+}
+
+fn bench(extra: &[String]) -> Result {
+    let root = root();
+    tools::ensure_all(&root)?;
+    build_spa(&root)?;
+    step("Building the server and the load generator (release-server profile)");
+    run_cmd(cargo().current_dir(&root).args([
+        "build",
+        "--profile",
+        "release-server",
+        "-p",
+        "keysync-api",
+        "--bin",
+        "keysync",
+        "-p",
+        "keysync-bench",
+    ]))?;
+    step("Starting PostgreSQL 15");
+    let pg_url = postgres::ensure_server()?;
+    step("Running the benchmarks (several minutes)");
+    run_cmd(
+        Command::new(root.join("target/release-server/keysync-bench"))
+            .current_dir(&root)
+            .args([
+                "--server",
+                "target/release-server/keysync",
+                "--pg-url",
+                &pg_url,
+                "--dist",
+                "dist",
+            ])
+            .args(extra),
+    )
 }
 
 /// `keysync-shared` must stay a wire-types crate: no actix, diesel, tokio or other server

@@ -91,6 +91,18 @@ pub struct Settings {
     pub login_attempts_per_ip_per_minute: u32,
     /// Take the client IP from `Forwarded`/`X-Forwarded-For` (only behind a trusted proxy).
     pub trust_proxy_headers: bool,
+    /// Shared secret for signed webhook deliveries (`X-Keysync-Signature`); unset refuses them.
+    pub webhook_secret: Option<String>,
+    /// Days change-feed entries are kept.
+    pub change_retention_days: u32,
+    /// Days audit-log entries are kept.
+    pub audit_retention_days: u32,
+    /// Milliseconds between looks at the change feed when nothing woke the follower.
+    pub feed_poll_ms: u64,
+    /// At most one push event per row per this many milliseconds.
+    pub feed_coalesce_ms: u64,
+    /// Seconds between heartbeat comments on an event stream.
+    pub sse_heartbeat_secs: u64,
 }
 
 impl Default for Settings {
@@ -111,6 +123,12 @@ impl Default for Settings {
             login_attempts_per_email_per_minute: 5,
             login_attempts_per_ip_per_minute: 30,
             trust_proxy_headers: false,
+            webhook_secret: None,
+            change_retention_days: 7,
+            audit_retention_days: 90,
+            feed_poll_ms: 20,
+            feed_coalesce_ms: 250,
+            sse_heartbeat_secs: 15,
         }
     }
 }
@@ -142,6 +160,14 @@ impl Settings {
 
     pub fn session_ttl(&self) -> chrono::Duration {
         chrono::Duration::hours(i64::from(self.session_ttl_hours.max(1)))
+    }
+
+    pub fn change_retention(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.change_retention_days.max(1)))
+    }
+
+    pub fn audit_retention(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.audit_retention_days.max(1)))
     }
 
     /// The parsed database target.

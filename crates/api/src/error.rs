@@ -32,6 +32,9 @@ pub enum ApiError {
     /// 409: the request clashes with existing data.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// 410: something the client refers to is gone for good (an expired feed cursor).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     /// 412: `If-Match` names an old version; `current` is the representation now stored.
     #[error("the resource changed since you read it")]
     PreconditionFailed { current: Value },
@@ -91,6 +94,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict { code, .. } => code,
+            Self::Gone { code, .. } => code,
             Self::PreconditionFailed { .. } => "precondition_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unprocessable { .. } => "validation_failed",
@@ -156,6 +160,7 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Gone { .. } => StatusCode::GONE,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } | Self::BatchRefused { .. } => {

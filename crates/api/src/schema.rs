@@ -129,6 +129,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_deliveries (signature) {
+        signature -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(activations -> license_keys (license_key_id));
 diesel::joinable!(license_keys -> customers (customer_id));
 diesel::joinable!(sessions -> admin_users (admin_id));
@@ -143,4 +151,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     releases,
     server_settings,
     sessions,
+    webhook_deliveries,
 );

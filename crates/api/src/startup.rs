@@ -12,6 +12,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::db::Database;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::feed::{Feed, FeedOptions};
 use crate::rate_limit::RateLimiter;
 use crate::{routes, spa};
 
@@ -24,10 +25,13 @@ pub struct AppState {
     pub settings: Settings,
     pub login_per_email: RateLimiter,
     pub login_per_ip: RateLimiter,
+    pub feed: Feed,
+    /// Bumped by webhook events that announce a release; the releases cache watches it.
+    pub release_events: tokio::sync::watch::Sender<u64>,
 }
 
 impl AppState {
-    pub fn new(db: Database, settings: Settings) -> Self {
+    pub fn new(db: Database, settings: Settings, feed: Feed) -> Self {
         let per_email = settings.login_attempts_per_email_per_minute;
         let per_ip = settings.login_attempts_per_ip_per_minute;
         Self {
@@ -35,7 +39,14 @@ impl AppState {
             settings,
             login_per_email: RateLimiter::new(per_email, per_email),
             login_per_ip: RateLimiter::new(per_ip, per_ip),
+            feed,
+            release_events: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// A webhook announced a new release: whatever caches releases must refetch.
+    pub fn on_release_event(&self) {
+        self.release_events.send_modify(|n| *n += 1);
     }
 }
 
@@ -58,7 +69,27 @@ impl Application {
                 settings.key_prefix
             );
         }
-        let state = web::Data::new(AppState::new(db, settings.clone()));
+        let poll = match db {
+            // PostgreSQL wakes the follower through LISTEN/NOTIFY; polling is the safety net.
+            Database::Postgres(..) => Duration::from_secs(1),
+            Database::Sqlite(_) => Duration::from_millis(settings.feed_poll_ms.max(1)),
+        };
+        let feed = Feed::start(
+            db.clone(),
+            FeedOptions {
+                poll,
+                coalesce: Duration::from_millis(settings.feed_coalesce_ms),
+                ring: 4_096,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the change feed: {e}"))?;
+        crate::retention::spawn(
+            db.clone(),
+            settings.change_retention(),
+            settings.audit_retention(),
+        );
+        let state = web::Data::new(AppState::new(db, settings.clone(), feed));
         let dist = settings.dist_dir.clone();
         if !dist.join("index.html").is_file() {
             tracing::warn!(dist = %dist.display(), "web app not built; pages will say how to build it");

@@ -13,6 +13,7 @@ pub mod page;
 pub mod patch;
 pub mod roles;
 pub mod stats;
+pub mod sync;
 
 pub use admins::{AdminView, CreateAdmin, LoginRequest, PatchAdmin};
 pub use audit::AuditLogView;
@@ -23,3 +24,4 @@ pub use keys::{CreateKey, KeyBatch, KeyBatchResult, KeyStatus, LicenseKeyView, P
 pub use page::Page;
 pub use roles::AdminRole;
 pub use stats::DashboardStats;
+pub use sync::{Change, SyncResponse, WebhookEvent};

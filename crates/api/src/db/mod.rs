@@ -12,6 +12,7 @@
 
 pub mod admin_users;
 pub mod audit;
+pub mod changes;
 pub mod customers;
 pub mod keys;
 pub mod models;
@@ -41,6 +42,7 @@ pub trait Db:
     + admin_users::AdminStore
     + sessions::SessionStore
     + audit::AuditStore
+    + changes::ChangeStore
 {
 }
 
@@ -51,6 +53,7 @@ impl<T> Db for T where
         + admin_users::AdminStore
         + sessions::SessionStore
         + audit::AuditStore
+        + changes::ChangeStore
 {
 }
 
@@ -89,7 +92,8 @@ macro_rules! with_store {
 #[derive(Clone)]
 pub enum Database {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    /// The pool and its URL (the change feed's listener opens its own connection with it).
+    Postgres(PgPool, String),
 }
 
 /// Applies the SQLite settings keysync relies on to every new connection.
@@ -98,12 +102,13 @@ struct SqlitePragmas;
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        // WAL lets readers run beside the writer; NORMAL sync is durable across application
+        // busy_timeout comes first: switching to WAL itself needs a lock. WAL lets readers run
+        // beside the writer; NORMAL sync is durable across application
         // crashes (an OS crash may lose the last transactions, never corrupt the file);
         // busy_timeout makes a second writer wait instead of failing at once.
         conn.batch_execute(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA busy_timeout = 5000;
+            "PRAGMA busy_timeout = 5000;
+             PRAGMA journal_mode = WAL;
              PRAGMA foreign_keys = ON;
              PRAGMA synchronous = NORMAL;",
         )
@@ -137,7 +142,7 @@ impl Database {
                     .min_idle(Some(0))
                     .connection_timeout(timeout)
                     .build_unchecked(manager);
-                Ok(Self::Postgres(pool))
+                Ok(Self::Postgres(pool, url.clone()))
             }
         }
     }
@@ -145,7 +150,15 @@ impl Database {
     pub fn kind(&self) -> DatabaseKind {
         match self {
             Self::Sqlite(_) => DatabaseKind::Sqlite,
-            Self::Postgres(_) => DatabaseKind::Postgres,
+            Self::Postgres(..) => DatabaseKind::Postgres,
+        }
+    }
+
+    /// The PostgreSQL URL, for connections outside the pool.
+    pub fn postgres_url(&self) -> Option<String> {
+        match self {
+            Self::Postgres(_, url) => Some(url.clone()),
+            Self::Sqlite(_) => None,
         }
     }
 
@@ -153,7 +166,7 @@ impl Database {
     pub fn get_blocking(&self) -> Result<AnyConnection, ApiError> {
         match self {
             Self::Sqlite(pool) => pool.get().map(AnyConnection::Sqlite),
-            Self::Postgres(pool) => pool.get().map(AnyConnection::Postgres),
+            Self::Postgres(pool, _) => pool.get().map(AnyConnection::Postgres),
         }
         .map_err(ApiError::from_pool)
     }

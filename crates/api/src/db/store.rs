@@ -43,6 +43,10 @@ pub trait Store: Sized {
     /// lock that serialises writers from here to commit; SQLite already has one writer.
     fn lock_change_feed(&mut self) -> QueryResult<()>;
 
+    /// Wakes the change-feed followers of every instance when this transaction commits
+    /// (PostgreSQL `NOTIFY`; SQLite instances poll).
+    fn notify_change(&mut self) -> QueryResult<()>;
+
     fn ping(&mut self) -> QueryResult<()>;
     fn count_owners(&mut self) -> QueryResult<i64>;
     fn find_admin_by_email(&mut self, email: &str) -> QueryResult<Option<AdminUserRow>>;
@@ -161,6 +165,7 @@ macro_rules! shared_queries {
                 })
                 .returning(changes::cursor)
                 .get_result(self)
+                .and_then(|cursor| self.notify_change().map(|()| cursor))
         }
     };
 }
@@ -175,6 +180,10 @@ impl Store for diesel::sqlite::SqliteConnection {
     }
 
     fn lock_change_feed(&mut self) -> QueryResult<()> {
+        Ok(())
+    }
+
+    fn notify_change(&mut self) -> QueryResult<()> {
         Ok(())
     }
 
@@ -196,6 +205,13 @@ impl Store for diesel::pg::PgConnection {
     fn lock_change_feed(&mut self) -> QueryResult<()> {
         diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
             .bind::<diesel::sql_types::BigInt, _>(CHANGE_FEED_LOCK)
+            .execute(self)
+            .map(|_| ())
+    }
+
+    fn notify_change(&mut self) -> QueryResult<()> {
+        // Identical notifications in one transaction are delivered once, at commit.
+        diesel::sql_query(format!("SELECT pg_notify('{}', '')", crate::feed::CHANNEL))
             .execute(self)
             .map(|_| ())
     }

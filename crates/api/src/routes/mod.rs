@@ -8,10 +8,12 @@
 pub mod audit_logs;
 pub mod auth;
 pub mod customers;
+pub mod events;
 pub mod health;
 pub mod license_keys;
 pub mod openapi;
 pub mod stats;
+pub mod sync;
 pub mod users;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -86,6 +88,9 @@ api_routes! {
     patch "/admin/users/{id}" [Signed(OWNER)] "Change an admin's name, role or password (If-Match required)" => users::update_user;
     delete "/admin/users/{id}" [Signed(OWNER)] "Delete an admin user (If-Match required)" => users::delete_user;
     get "/admin/audit-logs" [Signed(VIEWER)] "The activity log, newest first" => audit_logs::list_audit_logs;
+    get "/admin/sync" [Signed(VIEWER)] "Changes since a cursor or time; ?wait= long-polls" => sync::get_sync;
+    post "/admin/sync" [Signed(ADMIN)] "Webhook: HMAC-signed (X-Keysync-Signature) or an admin session" => sync::post_webhook;
+    get "/admin/events" [Signed(VIEWER)] "Server-sent events, one per change" => events::get_events;
 }
 
 /// Mounts every `/api` route on `cfg`.

@@ -333,3 +333,93 @@ impl TestApp {
         keysync_api::with_store!(&mut conn, |c| c.batch_execute(sql)).expect("execute SQL");
     }
 }
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub id: Option<i64>,
+    pub event: String,
+    pub data: String,
+}
+
+/// A reader of `GET /api/admin/events`.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    pub async fn open(session: &Session, last_event_id: Option<i64>) -> Self {
+        let mut request = session
+            .client
+            .get(format!("{}/api/admin/events", session.base));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.expect("open the event stream");
+        assert_eq!(response.status(), 200, "event stream");
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (comments included as `event == "comment"`), or `None` on timeout or end.
+    pub async fn next(&mut self, timeout: std::time::Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    id: None,
+                    event: "message".into(),
+                    data: String::new(),
+                };
+                let mut meaningful = false;
+                for line in block.lines() {
+                    if let Some(comment) = line.strip_prefix(':') {
+                        event.event = "comment".into();
+                        event.data = comment.trim().into();
+                        meaningful = true;
+                    } else if let Some(v) = line.strip_prefix("id: ") {
+                        event.id = v.parse().ok();
+                        meaningful = true;
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        event.event = v.into();
+                        meaningful = true;
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        event.data = v.into();
+                        meaningful = true;
+                    } else if line.starts_with("retry: ") {
+                        continue;
+                    }
+                }
+                if meaningful {
+                    return Some(event);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next `change` event, skipping others.
+    pub async fn next_change(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Option<keysync_shared::Change> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let event = self.next(left).await?;
+            if event.event == "change" {
+                return serde_json::from_str(&event.data).ok();
+            }
+        }
+    }
+}

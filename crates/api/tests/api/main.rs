@@ -5,3 +5,4 @@ mod helpers;
 
 mod admin_api;
 mod foundation;
+mod sync;

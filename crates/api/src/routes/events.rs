@@ -1,0 +1,173 @@
+//! `GET /api/admin/events`: server-sent events, one per change-feed entry.
+//!
+//! The stream starts with a `retry:` hint. Without `Last-Event-ID` it opens with a `ready` event
+//! whose id is the feed's current cursor; with one, it first replays what the feed holds after
+//! that cursor, then continues live, skipping anything already sent, so a reconnecting client
+//! sees no gap and no duplicate. A comment line goes out every `sse_heartbeat_secs`. A client too
+//! far behind gets a `reset` event and the stream ends: it must resynchronise through
+//! `GET /api/admin/sync`.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse};
+use keysync_shared::Change;
+use tokio::sync::broadcast;
+
+use crate::auth::AuthAdmin;
+use crate::db::changes::ChangeStore;
+use crate::error::ApiError;
+use crate::feed::{change_of, Batch};
+use crate::startup::AppState;
+use crate::with_store;
+
+/// Most entries replayed on reconnect; further behind than this, the client resynchronises.
+const MAX_REPLAY: i64 = 10_000;
+/// Browsers reconnect after this many milliseconds.
+const RETRY_MS: u64 = 2_000;
+
+fn event(kind: &str, id: Option<i64>, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + 48);
+    if let Some(id) = id {
+        out.push_str("id: ");
+        out.push_str(&id.to_string());
+        out.push('\n');
+    }
+    out.push_str("event: ");
+    out.push_str(kind);
+    out.push_str("\ndata: ");
+    out.push_str(data);
+    out.push_str("\n\n");
+    Bytes::from(out)
+}
+
+fn change_event(change: &Change) -> Bytes {
+    event(
+        "change",
+        Some(change.cursor),
+        &serde_json::to_string(change).unwrap_or_default(),
+    )
+}
+
+fn reset_event(reason: &str) -> Bytes {
+    event(
+        "reset",
+        None,
+        &serde_json::json!({"reason": reason}).to_string(),
+    )
+}
+
+struct Subscription {
+    rx: broadcast::Receiver<Batch>,
+    pending: VecDeque<Bytes>,
+    last_sent: i64,
+    heartbeat: tokio::time::Interval,
+    done: bool,
+}
+
+pub async fn get_events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    _admin: AuthAdmin,
+) -> Result<HttpResponse, ApiError> {
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().parse::<i64>())
+        .transpose()
+        .map_err(|_| ApiError::BadRequest {
+            code: "invalid_last_event_id",
+            message: "Last-Event-ID must be an event id this stream sent".into(),
+        })?;
+    // Subscribe before reading the replay, so nothing committed in between is missed.
+    let rx = state.feed.subscribe();
+    let mut pending = VecDeque::new();
+    pending.push_back(Bytes::from(format!("retry: {RETRY_MS}\n\n")));
+    let mut done = false;
+    let last_sent = match last_event_id {
+        None => {
+            let cursor = *state.feed.latest().borrow();
+            pending.push_back(event(
+                "ready",
+                Some(cursor),
+                &format!("{{\"cursor\":{cursor}}}"),
+            ));
+            cursor
+        }
+        Some(after) => {
+            let (pruned, rows) = state
+                .db
+                .run(move |conn| {
+                    with_store!(conn, |store| {
+                        let pruned = store.pruned_through()?;
+                        let rows = store.changes_after(after, MAX_REPLAY + 1)?;
+                        Ok::<_, ApiError>((pruned, rows))
+                    })
+                })
+                .await?;
+            if after < pruned || rows.len() as i64 > MAX_REPLAY {
+                pending.push_back(reset_event("too_far_behind"));
+                done = true;
+                after
+            } else {
+                let mut last = after;
+                for row in &rows {
+                    pending.push_back(change_event(&change_of(row)));
+                    last = row.cursor;
+                }
+                last
+            }
+        }
+    };
+    let heartbeat_every = Duration::from_secs(state.settings.sse_heartbeat_secs.max(1));
+    let mut heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + heartbeat_every,
+        heartbeat_every,
+    );
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let subscription = Subscription {
+        rx,
+        pending,
+        last_sent,
+        heartbeat,
+        done,
+    };
+    let stream = futures_util::stream::unfold(subscription, |mut sub| async move {
+        loop {
+            if let Some(bytes) = sub.pending.pop_front() {
+                return Some((Ok::<_, actix_web::Error>(bytes), sub));
+            }
+            if sub.done {
+                return None;
+            }
+            tokio::select! {
+                received = sub.rx.recv() => match received {
+                    Ok(batch) => {
+                        for change in batch.iter() {
+                            if change.cursor > sub.last_sent {
+                                sub.pending.push_back(change_event(change));
+                                sub.last_sent = change.cursor;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        sub.pending.push_back(reset_event("lagged"));
+                        sub.done = true;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = sub.heartbeat.tick() => sub.pending.push_back(Bytes::from_static(b": heartbeat\n\n")),
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        // Compression would hold events back in the encoder; proxies must not buffer either.
+        .insert_header((header::CONTENT_ENCODING, "identity"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}

@@ -97,8 +97,11 @@ pub struct Settings {
     pub change_retention_days: u32,
     /// Days audit-log entries are kept.
     pub audit_retention_days: u32,
-    /// Milliseconds between looks at the change feed when nothing woke the follower.
+    /// Milliseconds between looks at the change feed on SQLite.
     pub feed_poll_ms: u64,
+    /// Milliseconds between safety-net looks at the feed on PostgreSQL, where LISTEN/NOTIFY
+    /// wakes the follower.
+    pub feed_fallback_poll_ms: u64,
     /// At most one push event per row per this many milliseconds.
     pub feed_coalesce_ms: u64,
     /// Seconds between heartbeat comments on an event stream.
@@ -127,6 +130,7 @@ impl Default for Settings {
             change_retention_days: 7,
             audit_retention_days: 90,
             feed_poll_ms: 20,
+            feed_fallback_poll_ms: 1_000,
             feed_coalesce_ms: 250,
             sse_heartbeat_secs: 15,
         }

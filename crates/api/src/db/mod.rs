@@ -60,6 +60,9 @@ impl<T> Db for T where
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
+/// Names the migration lock among the database's advisory locks.
+const MIGRATION_LOCK: i64 = 0x006b_6579_736d_6967;
+
 pub type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
 
@@ -192,12 +195,23 @@ impl Database {
             .get_blocking()
             .map_err(|e| anyhow::anyhow!("cannot reach the database to migrate it: {e}"))?;
         let applied = match &mut conn {
+            // SQLite takes its write lock per migration transaction; concurrent migrators wait.
             AnyConnection::Sqlite(c) => {
                 c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len())
             }
-            AnyConnection::Postgres(c) => c
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|v| v.len()),
+            AnyConnection::Postgres(c) => {
+                // Instances starting together must not migrate at the same time.
+                use diesel::RunQueryDsl;
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                    .execute(&mut **c)
+                    .map_err(|e| anyhow::anyhow!("cannot take the migration lock: {e}"))?;
+                let result = c
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|v| v.len());
+                let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+                    .execute(&mut **c);
+                result
+            }
         }
         .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
         Ok(applied)

@@ -178,12 +178,14 @@ mod pg {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let mut args = parse_args()?;
     anyhow::ensure!(
         args.server.is_file(),
         "{} is missing: run `cargo xtask bench`, which builds it",
         args.server.display()
     );
+    // The server runs in a temporary directory of its own.
+    args.server = std::fs::canonicalize(&args.server)?;
     let mut report = Report::new(&args);
     let mut engines = vec![Engine::Sqlite];
     if args.pg_url.is_some() {

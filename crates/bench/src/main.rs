@@ -5,7 +5,9 @@
 //! PostgreSQL first. Timings are taken on the client side of a real HTTP connection; each figure
 //! is the median over several runs, and every run starts from the same seeded data.
 
+mod feed_cost;
 mod listing;
+mod push;
 mod report;
 mod stats;
 
@@ -108,6 +110,11 @@ impl BenchServer {
         })
     }
 
+    /// The PostgreSQL database's URL (SQLite servers get theirs from the caller).
+    pub fn database_url(&self) -> Option<String> {
+        self.pg.as_ref().map(|db| db.url.clone())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.process.address)
     }
@@ -193,8 +200,21 @@ async fn main() -> anyhow::Result<()> {
     } else {
         eprintln!("warning: no PostgreSQL URL; PostgreSQL figures are skipped");
     }
+    let only: Option<String> = std::env::var("KEYSYNC_BENCH_ONLY").ok();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == name))
+    };
     for engine in engines {
-        listing::run(&args, engine, &mut report).await?;
+        if wanted("listing") {
+            listing::run(&args, engine, &mut report).await?;
+        }
+        if wanted("push") {
+            push::run(&args, engine, &mut report).await?;
+        }
+        if wanted("feed") {
+            feed_cost::run(&args, engine, &mut report).await?;
+        }
     }
     if let Some(dist) = &args.dist {
         report::bundle_size(dist, &mut report)?;

@@ -1,8 +1,10 @@
 //! Persistence of `license_keys`.
 
 use chrono::NaiveDateTime;
+use diesel::expression::BoxableExpression;
 use diesel::prelude::*;
 use diesel::result::QueryResult;
+use diesel::sql_types::Bool;
 use keysync_shared::{KeyStatus, LicenseKeyView};
 
 use super::store::{impl_for_both_backends, like_pattern, lower, now};
@@ -160,6 +162,58 @@ pub trait KeyStore {
     fn key_exists(&mut self, key: &str) -> QueryResult<bool>;
 }
 
+/// How each engine finds keys whose key or notes contain a text, case-insensitively, with `%`
+/// and `_` taken literally.
+pub trait KeyTextSearch: diesel::Connection {
+    fn key_text_filter(
+        q: &str,
+    ) -> Box<dyn BoxableExpression<license_keys::table, Self::Backend, SqlType = Bool>>;
+}
+
+/// The portable form: a scan of both columns (PostgreSQL serves it from trigram indexes).
+fn like_filter<DB>(q: &str) -> Box<dyn BoxableExpression<license_keys::table, DB, SqlType = Bool>>
+where
+    DB: diesel::backend::Backend,
+    diesel::dsl::Or<
+        diesel::dsl::Escape<diesel::dsl::Like<lower<license_keys::key>, String>>,
+        diesel::dsl::Escape<diesel::dsl::Like<lower<license_keys::notes>, String>>,
+    >: BoxableExpression<license_keys::table, DB, SqlType = Bool>,
+{
+    let pattern = like_pattern(q);
+    Box::new(
+        lower(license_keys::key)
+            .like(pattern.clone())
+            .escape('\\')
+            .or(lower(license_keys::notes).like(pattern).escape('\\')),
+    )
+}
+
+impl KeyTextSearch for diesel::sqlite::SqliteConnection {
+    fn key_text_filter(
+        q: &str,
+    ) -> Box<dyn BoxableExpression<license_keys::table, diesel::sqlite::Sqlite, SqlType = Bool>>
+    {
+        // The trigram index needs three characters; shorter searches scan.
+        if q.chars().count() < 3 {
+            return like_filter(q);
+        }
+        let phrase = format!("\"{}\"", q.replace('"', "\"\""));
+        Box::new(
+            diesel::dsl::sql::<Bool>("license_keys.id IN (SELECT rowid FROM license_keys_search WHERE license_keys_search MATCH ")
+                .bind::<diesel::sql_types::Text, _>(phrase)
+                .sql(")"),
+        )
+    }
+}
+
+impl KeyTextSearch for diesel::pg::PgConnection {
+    fn key_text_filter(
+        q: &str,
+    ) -> Box<dyn BoxableExpression<license_keys::table, diesel::pg::Pg, SqlType = Bool>> {
+        like_filter(q)
+    }
+}
+
 /// Applies a [`KeyFilter`] to a boxed `license_keys` query.
 macro_rules! filter_keys {
     ($query:expr, $filter:expr) => {{
@@ -167,13 +221,7 @@ macro_rules! filter_keys {
         let filter: &KeyFilter = $filter;
         let at = now();
         if let Some(q) = filter.q.as_deref().filter(|q| !q.trim().is_empty()) {
-            let pattern = like_pattern(q.trim());
-            query = query.filter(
-                lower(license_keys::key)
-                    .like(pattern.clone())
-                    .escape('\\')
-                    .or(lower(license_keys::notes).like(pattern).escape('\\')),
-            );
+            query = query.filter(<Self as KeyTextSearch>::key_text_filter(q.trim()));
         }
         if let Some(customer) = filter.customer_id {
             query = query.filter(license_keys::customer_id.eq(customer));

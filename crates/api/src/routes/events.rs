@@ -67,6 +67,41 @@ struct Subscription {
     done: bool,
 }
 
+/// The bytes of an event stream: pending replay first, then live batches (skipping what was
+/// already sent), heartbeats, and a final `reset` if the subscriber falls a ring behind.
+fn subscription_stream(
+    subscription: Subscription,
+) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
+    futures_util::stream::unfold(subscription, |mut sub| async move {
+        loop {
+            if let Some(bytes) = sub.pending.pop_front() {
+                return Some((Ok::<_, actix_web::Error>(bytes), sub));
+            }
+            if sub.done {
+                return None;
+            }
+            tokio::select! {
+                received = sub.rx.recv() => match received {
+                    Ok(batch) => {
+                        for change in batch.iter() {
+                            if change.cursor > sub.last_sent {
+                                sub.pending.push_back(change_event(change));
+                                sub.last_sent = change.cursor;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        sub.pending.push_back(reset_event("lagged"));
+                        sub.done = true;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = sub.heartbeat.tick() => sub.pending.push_back(Bytes::from_static(b": heartbeat\n\n")),
+            }
+        }
+    })
+}
+
 pub async fn get_events(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -135,34 +170,7 @@ pub async fn get_events(
         heartbeat,
         done,
     };
-    let stream = futures_util::stream::unfold(subscription, |mut sub| async move {
-        loop {
-            if let Some(bytes) = sub.pending.pop_front() {
-                return Some((Ok::<_, actix_web::Error>(bytes), sub));
-            }
-            if sub.done {
-                return None;
-            }
-            tokio::select! {
-                received = sub.rx.recv() => match received {
-                    Ok(batch) => {
-                        for change in batch.iter() {
-                            if change.cursor > sub.last_sent {
-                                sub.pending.push_back(change_event(change));
-                                sub.last_sent = change.cursor;
-                            }
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        sub.pending.push_back(reset_event("lagged"));
-                        sub.done = true;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = sub.heartbeat.tick() => sub.pending.push_back(Bytes::from_static(b": heartbeat\n\n")),
-            }
-        }
-    });
+    let stream = subscription_stream(subscription);
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -170,4 +178,78 @@ pub async fn get_events(
         .insert_header((header::CONTENT_ENCODING, "identity"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    fn change(cursor: i64) -> Change {
+        Change {
+            cursor,
+            resource: "license_keys".into(),
+            op: "updated".into(),
+            id: cursor,
+            version: 1,
+            at: chrono::Utc::now(),
+            actor: "test".into(),
+            data: None,
+        }
+    }
+
+    fn subscription(rx: broadcast::Receiver<Batch>, last_sent: i64) -> Subscription {
+        Subscription {
+            rx,
+            pending: VecDeque::new(),
+            last_sent,
+            heartbeat: tokio::time::interval_at(
+                tokio::time::Instant::now() + Duration::from_secs(3600),
+                Duration::from_secs(3600),
+            ),
+            done: false,
+        }
+    }
+
+    async fn text(
+        stream: impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>>,
+    ) -> String {
+        let chunks: Vec<_> = stream.collect().await;
+        chunks
+            .into_iter()
+            .map(|c| String::from_utf8(c.unwrap().to_vec()).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_a_whole_ring_behind_gets_reset_and_the_stream_ends() {
+        let (tx, rx) = broadcast::channel(2);
+        for cursor in 1..=5 {
+            tx.send(Arc::new(vec![change(cursor)])).unwrap();
+        }
+
+        let out = text(subscription_stream(subscription(rx, 0))).await;
+
+        assert!(out.contains("event: reset"), "{out}");
+        assert!(
+            !out.contains("id: 1\n"),
+            "nothing is sent from a ring it lost its place in"
+        );
+    }
+
+    #[tokio::test]
+    async fn live_batches_skip_what_was_already_sent() {
+        let (tx, rx) = broadcast::channel(8);
+        tx.send(Arc::new(vec![change(3), change(4), change(5)]))
+            .unwrap();
+        drop(tx);
+
+        let out = text(subscription_stream(subscription(rx, 4))).await;
+
+        assert!(!out.contains("id: 3\n") && !out.contains("id: 4\n"));
+        assert!(out.contains("id: 5\n"));
+    }
 }

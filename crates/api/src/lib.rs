@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod expiry;
 pub mod feed;
 pub mod http;
 pub mod license_key;

@@ -1,2 +1,3 @@
+DROP INDEX license_keys_status_expires_idx;
 DROP INDEX license_keys_notes_trgm_idx;
 DROP INDEX license_keys_key_trgm_idx;

@@ -1,3 +1,4 @@
+DROP INDEX license_keys_status_expires_idx;
 DROP TRIGGER license_keys_search_update;
 DROP TRIGGER license_keys_search_delete;
 DROP TRIGGER license_keys_search_insert;

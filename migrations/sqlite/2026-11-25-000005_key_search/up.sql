@@ -23,3 +23,6 @@ CREATE TRIGGER license_keys_search_update AFTER UPDATE OF key, notes ON license_
 END;
 
 INSERT INTO license_keys_search (license_keys_search) VALUES ('rebuild');
+
+-- The expiry sweeper's lookups: the next active key to expire, and those already past.
+CREATE INDEX license_keys_status_expires_idx ON license_keys (status, expires_at);

@@ -24,6 +24,9 @@ pub trait ChangeStore {
     fn changes_since_time(&mut self, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<ChangeRow>>;
     /// The newest cursor, 0 for an empty feed.
     fn latest_cursor(&mut self) -> QueryResult<i64>;
+    /// A position that changes whenever the feed gains an entry: the newest cursor, or, when
+    /// retention has emptied the feed, the highest pruned one.
+    fn feed_position(&mut self) -> QueryResult<i64>;
     /// The highest cursor pruned so far, 0 when nothing was.
     fn pruned_through(&mut self) -> QueryResult<i64>;
     /// Deletes up to `batch` feed entries older than `before`; returns how many.
@@ -70,6 +73,15 @@ impl_for_both_backends!(ChangeStore {
             .select(diesel::dsl::max(changes::cursor))
             .first::<Option<i64>>(self)
             .map(|c| c.unwrap_or(0))
+    }
+
+    fn feed_position(&mut self) -> QueryResult<i64> {
+        let latest = self.latest_cursor()?;
+        if latest > 0 {
+            Ok(latest)
+        } else {
+            self.pruned_through()
+        }
     }
 
     fn pruned_through(&mut self) -> QueryResult<i64> {

@@ -160,6 +160,10 @@ pub trait KeyStore {
     fn count_keys(&mut self, filter: &KeyFilter) -> QueryResult<i64>;
     fn keys_of_customer(&mut self, customer_id: i64) -> QueryResult<Vec<KeyRow>>;
     fn key_exists(&mut self, key: &str) -> QueryResult<bool>;
+    /// When the next active key expires, if one does after `at`.
+    fn next_expiry_after(&mut self, at: NaiveDateTime) -> QueryResult<Option<NaiveDateTime>>;
+    /// Active keys whose expiry is at or before `at`.
+    fn lapsed_keys(&mut self, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<KeyRow>>;
 }
 
 /// How each engine finds keys whose key or notes contain a text, case-insensitively, with `%`
@@ -370,5 +374,23 @@ impl_for_both_backends!(KeyStore {
             license_keys::table.filter(license_keys::key.eq(key)),
         ))
         .get_result(self)
+    }
+
+    fn next_expiry_after(&mut self, at: NaiveDateTime) -> QueryResult<Option<NaiveDateTime>> {
+        license_keys::table
+            .filter(license_keys::status.eq("active"))
+            .filter(license_keys::expires_at.gt(at))
+            .select(diesel::dsl::min(license_keys::expires_at))
+            .first(self)
+    }
+
+    fn lapsed_keys(&mut self, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<KeyRow>> {
+        license_keys::table
+            .filter(license_keys::status.eq("active"))
+            .filter(license_keys::expires_at.le(at))
+            .order(license_keys::expires_at.asc())
+            .limit(limit)
+            .select(KeyRow::as_select())
+            .load(self)
     }
 });

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::license_keys::{check_precondition, set_status_in};
 use crate::auth::AuthAdmin;
+use crate::db::changes::ChangeStore;
 use crate::db::customers::{
     CustomerChanges, CustomerPageRequest, CustomerRow, CustomerSort, CustomerStore, NewCustomer,
 };
@@ -16,7 +17,8 @@ use crate::db::{Db, Store};
 use crate::domain::Email;
 use crate::error::ApiError;
 use crate::http::{
-    conditional_json, json_with_version, require_if_match, version_etag, RequestMeta,
+    client_has, conditional_json, feed_etag, json_with_version, not_modified, require_if_match,
+    version_etag, RequestMeta,
 };
 use crate::mutations::{record, Op, Recorded};
 use crate::pagination::{self, split_page, KeysetCursor};
@@ -110,6 +112,16 @@ pub async fn list_customers(
         after,
         limit: limit + 1,
     };
+    // Everything this list shows is tracked by the change feed (expiry included, see
+    // `crate::expiry`), so an unchanged feed means an unchanged answer.
+    let position = state
+        .db
+        .run(|conn| with_store!(conn, |store| store.feed_position().map_err(ApiError::from)))
+        .await?;
+    let etag = feed_etag(position, &req);
+    if client_has(&req, &etag) {
+        return Ok(not_modified(etag));
+    }
     let (rows, counts, total) = state
         .db
         .run(move |conn| {
@@ -131,7 +143,7 @@ pub async fn list_customers(
         next_cursor,
         total,
     };
-    conditional_json(&req, None, &page)
+    conditional_json(&req, Some(etag), &page)
 }
 
 pub async fn get_customer(

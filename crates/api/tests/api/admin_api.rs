@@ -28,6 +28,7 @@ on_both_backends!(
     the_audit_log_filters_and_lists_newest_first,
     signing_out_ends_the_session_and_a_new_sign_in_gets_a_new_id,
     cross_site_writes_are_refused,
+    a_lapsed_key_expires_as_a_versioned_change_that_list_etags_notice,
 );
 
 async fn error_of(response: reqwest::Response) -> ErrorBody {
@@ -787,4 +788,54 @@ async fn the_openapi_document_lists_every_route_with_its_access() {
             route.path
         );
     }
+}
+
+async fn a_lapsed_key_expires_as_a_versioned_change_that_list_etags_notice(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.signed_in(AdminRole::Admin).await;
+    let (key, _) = create_key(&admin, json!({"expires_at": "2099-01-01T00:00:00Z"})).await;
+    let list = admin.get("/api/admin/keys").await;
+    let etag = list.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(
+        admin
+            .get_if_none_match("/api/admin/keys", &etag)
+            .await
+            .status(),
+        304
+    );
+    app.execute_sql(&format!(
+        "UPDATE license_keys SET expires_at = {} WHERE id = {}",
+        match backend {
+            Backend::Sqlite => "datetime('now', '-1 minute')",
+            Backend::Postgres => "(now() AT TIME ZONE 'utc') - INTERVAL '1 minute'",
+        },
+        key.id
+    ));
+
+    let (swept, _) = keysync_api::expiry::sweep_once(&app.db).await.unwrap();
+    let after: LicenseKeyView = admin
+        .get(&format!("/api/admin/keys/{}", key.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let revalidated = admin.get_if_none_match("/api/admin/keys", &etag).await;
+    let log: Page<keysync_shared::AuditLogView> = admin
+        .get("/api/admin/audit-logs?action=license_key.expired")
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(swept, 1);
+    assert_eq!(
+        (after.status, after.version),
+        (keysync_shared::KeyStatus::Expired, 2)
+    );
+    assert_eq!(
+        revalidated.status(),
+        200,
+        "the expiry is a change, so the cached list is stale"
+    );
+    assert_eq!(log.items[0].actor, "system");
 }

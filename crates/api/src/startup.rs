@@ -91,6 +91,7 @@ impl Application {
         );
         let state = web::Data::new(AppState::new(db, settings.clone(), feed));
         let dist = settings.dist_dir.clone();
+        let csp = spa::content_security_policy(&dist);
         if !dist.join("index.html").is_file() {
             tracing::warn!(dist = %dist.display(), "web app not built; pages will say how to build it");
         }
@@ -101,7 +102,8 @@ impl Application {
                     DefaultHeaders::new()
                         .add(("X-Content-Type-Options", "nosniff"))
                         .add(("Referrer-Policy", "same-origin"))
-                        .add(("X-Frame-Options", "DENY")),
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("Content-Security-Policy", csp.clone())),
                 )
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())

@@ -60,6 +60,17 @@ async fn client_routes_fall_back_to_the_spa_shell(backend: Backend) {
     let api_miss = app.get("/api/admin/nothing").await;
 
     assert_eq!(deep_link.status(), 200);
+    let csp = deep_link.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval'")
+            && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("script-src 'self' 'unsafe-inline'"));
+    assert_eq!(deep_link.headers()["x-content-type-options"], "nosniff");
     assert!(deep_link.text().await.unwrap().contains("spa-shell-marker"));
     assert_eq!(asset.status(), 200);
     assert!(asset.text().await.unwrap().contains("color: black"));

@@ -88,6 +88,79 @@ pub fn parse_time_value(v: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(v, TIME_FORMAT).ok()
 }
 
+/// A list's sortable fields.
+pub trait SortField: Copy + Sized {
+    /// The sort used when a request names none.
+    const DEFAULT: &'static str;
+    /// The fields, for error messages.
+    const NAMES: &'static str;
+    fn from_name(name: &str) -> Option<Self>;
+    /// Whether cursor values of this field are timestamps.
+    fn is_time(self) -> bool;
+}
+
+/// A list request's paging, parsed and checked once for every list.
+#[derive(Debug, Clone)]
+pub struct PageParams<S> {
+    pub sort: S,
+    pub order: SortOrder,
+    /// The sort as requested (`-created_at`); cursors are tied to it.
+    pub sort_name: String,
+    pub after: Option<KeysetCursor>,
+    pub limit: i64,
+}
+
+/// The longest `?q=` a list accepts.
+pub const MAX_SEARCH: usize = 200;
+
+/// Reads `?sort=`, `?cursor=`, `?limit=` (and bounds `?q=`) for a list sorted by `S`.
+pub fn page_params<S: SortField>(
+    sort: Option<&str>,
+    cursor: Option<&str>,
+    limit_raw: Option<i64>,
+    q: Option<&str>,
+) -> Result<PageParams<S>, ApiError> {
+    let sort_name = sort.unwrap_or(S::DEFAULT).to_owned();
+    let (order, field) = match sort_name.strip_prefix('-') {
+        Some(field) => (SortOrder::Desc, field),
+        None => (SortOrder::Asc, sort_name.as_str()),
+    };
+    let sort = S::from_name(field).ok_or_else(|| {
+        ApiError::unprocessable(
+            "sort",
+            format!(
+                "sort must be one of {}, optionally prefixed with -",
+                S::NAMES
+            ),
+        )
+    })?;
+    if q.is_some_and(|q| q.len() > MAX_SEARCH) {
+        return Err(ApiError::unprocessable(
+            "q",
+            format!("the search text may have at most {MAX_SEARCH} characters"),
+        ));
+    }
+    let limit = limit(limit_raw)?;
+    let after = cursor
+        .map(|raw| KeysetCursor::decode(raw, &sort_name))
+        .transpose()?;
+    if let Some(after) = &after {
+        if sort.is_time() && parse_time_value(&after.value).is_none() {
+            return Err(ApiError::BadRequest {
+                code: "invalid_cursor",
+                message: "the cursor is not one this list handed out".into(),
+            });
+        }
+    }
+    Ok(PageParams {
+        sort,
+        order,
+        sort_name,
+        after,
+        limit,
+    })
+}
+
 /// Turns one row more than asked for into "there is a next page".
 pub fn split_page<T>(
     mut rows: Vec<T>,

@@ -69,21 +69,25 @@ pub enum CustomerSort {
     Email,
 }
 
-impl CustomerSort {
-    pub fn parse(s: &str) -> Option<(Self, SortOrder)> {
-        let (order, field) = match s.strip_prefix('-') {
-            Some(f) => (SortOrder::Desc, f),
-            None => (SortOrder::Asc, s),
-        };
-        let sort = match field {
-            "created_at" => Self::CreatedAt,
-            "name" => Self::Name,
-            "email" => Self::Email,
-            _ => return None,
-        };
-        Some((sort, order))
+impl crate::pagination::SortField for CustomerSort {
+    const DEFAULT: &'static str = "-created_at";
+    const NAMES: &'static str = "created_at, name, email";
+
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "created_at" => Some(Self::CreatedAt),
+            "name" => Some(Self::Name),
+            "email" => Some(Self::Email),
+            _ => None,
+        }
     }
 
+    fn is_time(self) -> bool {
+        matches!(self, Self::CreatedAt)
+    }
+}
+
+impl CustomerSort {
     pub fn cursor_of(self, row: &CustomerRow) -> KeysetCursor {
         let value = match self {
             Self::CreatedAt => crate::pagination::time_value(row.created_at),

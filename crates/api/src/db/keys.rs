@@ -108,21 +108,25 @@ pub enum KeySort {
     Key,
 }
 
-impl KeySort {
-    pub fn parse(s: &str) -> Option<(Self, SortOrder)> {
-        let (order, field) = match s.strip_prefix('-') {
-            Some(f) => (SortOrder::Desc, f),
-            None => (SortOrder::Asc, s),
-        };
-        let sort = match field {
-            "created_at" => Self::CreatedAt,
-            "updated_at" => Self::UpdatedAt,
-            "key" => Self::Key,
-            _ => return None,
-        };
-        Some((sort, order))
+impl crate::pagination::SortField for KeySort {
+    const DEFAULT: &'static str = "-created_at";
+    const NAMES: &'static str = "created_at, updated_at, key";
+
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "created_at" => Some(Self::CreatedAt),
+            "updated_at" => Some(Self::UpdatedAt),
+            "key" => Some(Self::Key),
+            _ => None,
+        }
     }
 
+    fn is_time(self) -> bool {
+        matches!(self, Self::CreatedAt | Self::UpdatedAt)
+    }
+}
+
+impl KeySort {
     /// The cursor value of `row` for this sort.
     pub fn cursor_of(self, row: &KeyRow) -> KeysetCursor {
         let value = match self {

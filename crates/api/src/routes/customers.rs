@@ -21,7 +21,7 @@ use crate::http::{
     version_etag, RequestMeta,
 };
 use crate::mutations::{record, Op, Recorded};
-use crate::pagination::{self, split_page, KeysetCursor};
+use crate::pagination::{page_params, split_page, PageParams};
 use crate::startup::AppState;
 use crate::with_store;
 
@@ -80,36 +80,18 @@ pub async fn list_customers(
     query: web::Query<ListCustomersQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let sort_name = query.sort.clone().unwrap_or_else(|| "-created_at".into());
-    let (sort, order) = CustomerSort::parse(&sort_name).ok_or_else(|| {
-        ApiError::unprocessable(
-            "sort",
-            "sort must be created_at, name or email, optionally prefixed with -",
-        )
-    })?;
-    if query.q.as_ref().is_some_and(|q| q.len() > 200) {
-        return Err(ApiError::unprocessable(
-            "q",
-            "the search text may have at most 200 characters",
-        ));
-    }
-    let limit = pagination::limit(query.limit)?;
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|raw| KeysetCursor::decode(raw, &sort_name))
-        .transpose()?;
-    if let (Some(after), CustomerSort::CreatedAt) = (&after, sort) {
-        pagination::parse_time_value(&after.value).ok_or(ApiError::BadRequest {
-            code: "invalid_cursor",
-            message: "the cursor is not one this list handed out".into(),
-        })?;
-    }
+    let page: PageParams<CustomerSort> = page_params(
+        query.sort.as_deref(),
+        query.cursor.as_deref(),
+        query.limit,
+        query.q.as_deref(),
+    )?;
+    let (sort, sort_name, limit) = (page.sort, page.sort_name.clone(), page.limit);
     let request = CustomerPageRequest {
         q: query.q,
         sort,
-        order,
-        after,
+        order: page.order,
+        after: page.after,
         limit: limit + 1,
     };
     // Everything this list shows is tracked by the change feed (expiry included, see

@@ -20,7 +20,7 @@ use crate::http::{
 };
 use crate::license_key::LicenseKey;
 use crate::mutations::{record, Op, Recorded};
-use crate::pagination::{self, split_page, KeysetCursor};
+use crate::pagination::{page_params, split_page, PageParams};
 use crate::startup::AppState;
 use crate::with_store;
 
@@ -46,13 +46,12 @@ pub async fn list_keys(
     query: web::Query<ListKeysQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let sort_name = query.sort.clone().unwrap_or_else(|| "-created_at".into());
-    let (sort, order) = KeySort::parse(&sort_name).ok_or_else(|| {
-        ApiError::unprocessable(
-            "sort",
-            "sort must be created_at, updated_at or key, optionally prefixed with -",
-        )
-    })?;
+    let page: PageParams<KeySort> = page_params(
+        query.sort.as_deref(),
+        query.cursor.as_deref(),
+        query.limit,
+        query.q.as_deref(),
+    )?;
     let status = match query.status.as_deref() {
         None | Some("") | Some("all") => None,
         Some(s) => Some(KeyStatus::parse(s).ok_or_else(|| {
@@ -62,33 +61,16 @@ pub async fn list_keys(
             )
         })?),
     };
-    if query.q.as_ref().is_some_and(|q| q.len() > 200) {
-        return Err(ApiError::unprocessable(
-            "q",
-            "the search text may have at most 200 characters",
-        ));
-    }
-    let limit = pagination::limit(query.limit)?;
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|raw| KeysetCursor::decode(raw, &sort_name))
-        .transpose()?;
-    if let (Some(after), KeySort::CreatedAt | KeySort::UpdatedAt) = (&after, sort) {
-        pagination::parse_time_value(&after.value).ok_or(ApiError::BadRequest {
-            code: "invalid_cursor",
-            message: "the cursor is not one this list handed out".into(),
-        })?;
-    }
     let filter = KeyFilter {
         q: query.q,
         status,
         customer_id: query.customer_id,
     };
+    let (sort, sort_name, limit) = (page.sort, page.sort_name.clone(), page.limit);
     let page_request = KeyPageRequest {
         sort,
-        order,
-        after,
+        order: page.order,
+        after: page.after,
         limit: limit + 1,
     };
     // Everything this list shows is tracked by the change feed (expiry included, see

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel::result::QueryResult;
 
 use super::models::AdminUserRow;
-use super::store::{impl_for_both_backends, now};
+use super::store::{impl_for_both_backends, versioned_update};
 use crate::schema::admin_users;
 
 #[derive(Debug, Clone, Default, AsChangeset)]
@@ -13,6 +13,12 @@ pub struct AdminChanges {
     pub name: Option<String>,
     pub role: Option<String>,
     pub password_hash: Option<String>,
+}
+
+impl AdminChanges {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.role.is_none() && self.password_hash.is_none()
+    }
 }
 
 pub trait AdminStore {
@@ -50,26 +56,7 @@ impl_for_both_backends!(AdminStore {
         expected_version: i64,
         changes: &AdminChanges,
     ) -> QueryResult<Option<AdminUserRow>> {
-        let target = admin_users::table
-            .filter(admin_users::id.eq(id))
-            .filter(admin_users::version.eq(expected_version));
-        let bump = (
-            admin_users::version.eq(admin_users::version + 1),
-            admin_users::updated_at.eq(now()),
-        );
-        if changes.name.is_some() || changes.role.is_some() || changes.password_hash.is_some() {
-            diesel::update(target)
-                .set((changes, bump))
-                .returning(AdminUserRow::as_returning())
-                .get_result(self)
-                .optional()
-        } else {
-            diesel::update(target)
-                .set(bump)
-                .returning(AdminUserRow::as_returning())
-                .get_result(self)
-                .optional()
-        }
+        versioned_update!(self, admin_users, id, expected_version, changes, AdminUserRow)
     }
 
     fn delete_admin(&mut self, id: i64) -> QueryResult<usize> {

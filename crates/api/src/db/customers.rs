@@ -8,7 +8,7 @@ use diesel::result::QueryResult;
 use keysync_shared::CustomerView;
 
 use super::keys::keyset_page;
-use super::store::{impl_for_both_backends, like_pattern, lower, now};
+use super::store::{impl_for_both_backends, like_pattern, lower, versioned_update};
 use crate::pagination::{KeysetCursor, SortOrder};
 use crate::schema::{customers, license_keys};
 
@@ -60,6 +60,15 @@ pub struct CustomerChanges {
     pub email: Option<String>,
     pub company: Option<String>,
     pub notes: Option<String>,
+}
+
+impl CustomerChanges {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.email.is_none()
+            && self.company.is_none()
+            && self.notes.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,30 +188,7 @@ impl_for_both_backends!(CustomerStore {
         expected_version: i64,
         changes: &CustomerChanges,
     ) -> QueryResult<Option<CustomerRow>> {
-        let target = customers::table
-            .filter(customers::id.eq(id))
-            .filter(customers::version.eq(expected_version));
-        let bump = (
-            customers::version.eq(customers::version + 1),
-            customers::updated_at.eq(now()),
-        );
-        let has_changes = changes.name.is_some()
-            || changes.email.is_some()
-            || changes.company.is_some()
-            || changes.notes.is_some();
-        if has_changes {
-            diesel::update(target)
-                .set((changes, bump))
-                .returning(CustomerRow::as_returning())
-                .get_result(self)
-                .optional()
-        } else {
-            diesel::update(target)
-                .set(bump)
-                .returning(CustomerRow::as_returning())
-                .get_result(self)
-                .optional()
-        }
+        versioned_update!(self, customers, id, expected_version, changes, CustomerRow)
     }
 
     fn delete_customer(&mut self, id: i64) -> QueryResult<usize> {

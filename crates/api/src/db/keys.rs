@@ -7,7 +7,7 @@ use diesel::result::QueryResult;
 use diesel::sql_types::Bool;
 use keysync_shared::{KeyStatus, LicenseKeyView};
 
-use super::store::{impl_for_both_backends, like_pattern, lower, now};
+use super::store::{impl_for_both_backends, like_pattern, lower, now, versioned_update};
 use crate::pagination::{KeysetCursor, SortOrder};
 use crate::schema::license_keys;
 
@@ -90,6 +90,16 @@ pub struct KeyChanges {
     pub expires_at: Option<Option<NaiveDateTime>>,
     pub max_activations: Option<Option<i32>>,
     pub notes: Option<String>,
+}
+
+impl KeyChanges {
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.customer_id.is_none()
+            && self.expires_at.is_none()
+            && self.max_activations.is_none()
+            && self.notes.is_none()
+    }
 }
 
 /// Filters of `GET /api/admin/keys`.
@@ -317,31 +327,7 @@ impl_for_both_backends!(KeyStore {
         expected_version: i64,
         changes: &KeyChanges,
     ) -> QueryResult<Option<KeyRow>> {
-        let target = license_keys::table
-            .filter(license_keys::id.eq(id))
-            .filter(license_keys::version.eq(expected_version));
-        let bump = (
-            license_keys::version.eq(license_keys::version + 1),
-            license_keys::updated_at.eq(now()),
-        );
-        let has_changes = changes.status.is_some()
-            || changes.customer_id.is_some()
-            || changes.expires_at.is_some()
-            || changes.max_activations.is_some()
-            || changes.notes.is_some();
-        if has_changes {
-            diesel::update(target)
-                .set((changes, bump))
-                .returning(KeyRow::as_returning())
-                .get_result(self)
-                .optional()
-        } else {
-            diesel::update(target)
-                .set(bump)
-                .returning(KeyRow::as_returning())
-                .get_result(self)
-                .optional()
-        }
+        versioned_update!(self, license_keys, id, expected_version, changes, KeyRow)
     }
 
     fn delete_key(&mut self, id: i64) -> QueryResult<usize> {

@@ -75,6 +75,36 @@ macro_rules! impl_for_both_backends {
 }
 pub(crate) use impl_for_both_backends;
 
+/// `UPDATE … SET <changes>, version = version + 1, updated_at = now WHERE id = … AND version = …
+/// RETURNING …`: the optimistic-concurrency write every editable table shares. `None` when the
+/// row is gone or no longer at the expected version. An empty changeset still bumps the version
+/// (diesel refuses an empty `SET`, hence the two arms).
+macro_rules! versioned_update {
+    ($conn:expr, $table:ident, $id:expr, $expected:expr, $changes:expr, $row:ty) => {{
+        let target = $table::table
+            .filter($table::id.eq($id))
+            .filter($table::version.eq($expected));
+        let bump = (
+            $table::version.eq($table::version + 1),
+            $table::updated_at.eq($crate::db::store::now()),
+        );
+        if $changes.is_empty() {
+            diesel::update(target)
+                .set(bump)
+                .returning(<$row>::as_returning())
+                .get_result($conn)
+                .optional()
+        } else {
+            diesel::update(target)
+                .set(($changes, bump))
+                .returning(<$row>::as_returning())
+                .get_result($conn)
+                .optional()
+        }
+    }};
+}
+pub(crate) use versioned_update;
+
 diesel::define_sql_function! {
     /// SQL `lower()`, on both engines, for case-insensitive search.
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;

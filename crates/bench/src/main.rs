@@ -29,6 +29,8 @@ pub struct Args {
     pub dist: Option<PathBuf>,
     pub runs: usize,
     pub keys: usize,
+    /// Benchmarks to run (`listing`, `push`, `feed`); all when empty.
+    pub only: Vec<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -39,6 +41,7 @@ fn parse_args() -> anyhow::Result<Args> {
         dist: None,
         runs: 5,
         keys: 100_000,
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,6 +53,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--dist" => args.dist = Some(value()?.into()),
             "--runs" => args.runs = value()?.parse()?,
             "--keys" => args.keys = value()?.parse()?,
+            "--only" => args.only = value()?.split(',').map(str::to_owned).collect(),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }

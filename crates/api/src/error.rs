@@ -26,6 +26,11 @@ pub enum ApiError {
     /// 403: authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// 403: a license key was refused (portal downloads); `code` is the validation code.
+    #[error("{}", code.detail())]
+    LicenseRefused {
+        code: keysync_shared::ValidationCode,
+    },
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -89,6 +94,7 @@ impl ApiError {
             Self::BadRequest { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::LicenseRefused { .. } => "license_refused",
             Self::NotFound(_) => "not_found",
             Self::Conflict { code, .. } => code,
             Self::PreconditionFailed { .. } => "precondition_failed",
@@ -114,6 +120,7 @@ impl ApiError {
             Self::TooManyRequests { retry_after_secs } => {
                 body.with_detail("retry_after", *retry_after_secs)
             }
+            Self::LicenseRefused { code } => body.with_detail("validation_code", code.as_str()),
             _ => body,
         }
     }
@@ -153,7 +160,7 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::LicenseRefused { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,

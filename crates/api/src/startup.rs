@@ -12,7 +12,10 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::db::Database;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::licensing::signing::LicenseSigner;
+use crate::licensing::LicensingService;
 use crate::rate_limit::RateLimiter;
+use crate::releases::ReleasesService;
 use crate::{routes, spa};
 
 /// The largest request body any endpoint reads.
@@ -24,18 +27,27 @@ pub struct AppState {
     pub settings: Settings,
     pub login_per_email: RateLimiter,
     pub login_per_ip: RateLimiter,
+    /// License validation: the group-commit writer, the signing key, the rate limits.
+    pub licensing: LicensingService,
+    /// The portal's latest release.
+    pub releases: ReleasesService,
 }
 
 impl AppState {
-    pub fn new(db: Database, settings: Settings) -> Self {
+    /// Starts the validation writer; `signer` is the license signing key pair.
+    pub fn new(db: Database, settings: Settings, signer: LicenseSigner) -> anyhow::Result<Self> {
         let per_email = settings.login_attempts_per_email_per_minute;
         let per_ip = settings.login_attempts_per_ip_per_minute;
-        Self {
+        let licensing = LicensingService::start(db.clone(), &settings, signer)?;
+        let releases = ReleasesService::new(db.clone(), &settings)?;
+        Ok(Self {
             db,
             settings,
             login_per_email: RateLimiter::new(per_email, per_email),
             login_per_ip: RateLimiter::new(per_ip, per_ip),
-        }
+            licensing,
+            releases,
+        })
     }
 }
 
@@ -58,7 +70,12 @@ impl Application {
                 settings.key_prefix
             );
         }
-        let state = web::Data::new(AppState::new(db, settings.clone()));
+        let signer = {
+            let (db, file) = (db.clone(), settings.license_signing_key_file.clone());
+            tokio::task::spawn_blocking(move || LicenseSigner::load_or_create(&db, file.as_deref()))
+                .await??
+        };
+        let state = web::Data::new(AppState::new(db, settings.clone(), signer)?);
         let dist = settings.dist_dir.clone();
         if !dist.join("index.html").is_file() {
             tracing::warn!(dist = %dist.display(), "web app not built; pages will say how to build it");

@@ -14,7 +14,10 @@ pub mod admin_users;
 pub mod audit;
 pub mod customers;
 pub mod keys;
+pub mod licensing;
 pub mod models;
+pub mod releases;
+pub mod server_settings;
 pub mod sessions;
 pub mod store;
 
@@ -41,6 +44,10 @@ pub trait Db:
     + admin_users::AdminStore
     + sessions::SessionStore
     + audit::AuditStore
+    + licensing::LicensingStore
+    + licensing::KeyLocks
+    + releases::ReleaseStore
+    + server_settings::SettingStore
 {
 }
 
@@ -51,6 +58,10 @@ impl<T> Db for T where
         + admin_users::AdminStore
         + sessions::SessionStore
         + audit::AuditStore
+        + licensing::LicensingStore
+        + licensing::KeyLocks
+        + releases::ReleaseStore
+        + server_settings::SettingStore
 {
 }
 

@@ -10,7 +10,9 @@ pub mod auth;
 pub mod customers;
 pub mod health;
 pub mod license_keys;
+pub mod licensing;
 pub mod openapi;
+pub mod releases;
 pub mod stats;
 pub mod users;
 
@@ -65,6 +67,12 @@ const OWNER: AdminRole = AdminRole::Owner;
 api_routes! {
     get "/health" [Public] "Is this instance able to serve, and on which database" => health::get_health;
     get "/openapi.json" [Public] "This document" => openapi::get_openapi;
+    post "/validate-license" [Public] "Validate a license key (customer software); signed answer" => licensing::validate_license;
+    post "/deactivate-license" [Public] "Free the seat a machine holds on a license key" => licensing::deactivate_license;
+    get "/license/public-key" [Public] "The Ed25519 key that signs validation answers" => licensing::public_key;
+    get "/releases/latest" [Public] "The latest published release of the product" => releases::latest_release;
+    post "/releases/{tag}/assets/{asset}/download" [Public] "Validate a key and get an asset's download URL" => releases::download_asset;
+    get "/releases/{tag}/assets/{asset}/download" [Public] "Validate the key in X-License-Key and redirect to the asset" => releases::download_asset_redirect;
     post "/auth/login" [Public] "Sign in; sets the session cookie" => auth::login;
     post "/auth/logout" [Public] "Sign out; ends the session" => auth::logout;
     get "/auth/me" [Signed(VIEWER)] "The signed-in admin" => auth::me;

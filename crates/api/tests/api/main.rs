@@ -4,4 +4,7 @@
 mod helpers;
 
 mod admin_api;
+mod fake_github;
 mod foundation;
+mod licensing;
+mod portal;

@@ -4,8 +4,12 @@
 //! its write transaction, after [`KeyLocks::lock_keys`] has locked the keys of its batch.
 
 use chrono::NaiveDateTime;
+use diesel::backend::Backend;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::result::QueryResult;
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Integer, Nullable, Timestamp};
 
 use super::keys::KeyRow;
 use super::store::impl_for_both_backends;
@@ -45,6 +49,99 @@ pub struct KeyUse {
     pub last_used: Option<NaiveDateTime>,
 }
 
+impl KeyUse {
+    /// `row` as the update leaves it. Exact because `row` was read under the write lock (SQLite)
+    /// or a row lock (PostgreSQL) held until commit.
+    pub fn applied_to(&self, row: &KeyRow) -> KeyRow {
+        KeyRow {
+            validation_count: row.validation_count + self.validations,
+            download_count: row.download_count + self.downloads,
+            activation_count: row.activation_count + self.seats,
+            activated_at: self.activated_at,
+            last_used: self.last_used,
+            version: row.version + 1,
+            updated_at: self.at,
+            ..row.clone()
+        }
+    }
+}
+
+// The two UPDATEs below run for (nearly) every validation. Diesel's UPDATE builder is never
+// kept as a prepared statement, so each would be parsed and planned again every time; written as
+// fixed statements with a static query id, both engines prepare them once per connection.
+
+/// `UPDATE license_keys SET <counters>, version = version + 1, updated_at = ... WHERE id = ...`.
+#[derive(Debug, Clone, Copy)]
+struct RecordKeyUse {
+    id: i64,
+    change: KeyUse,
+}
+
+impl QueryId for RecordKeyUse {
+    type QueryId = Self;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> QueryFragment<DB> for RecordKeyUse
+where
+    DB: Backend,
+    i64: ToSql<BigInt, DB>,
+    i32: ToSql<Integer, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    Option<NaiveDateTime>: ToSql<Nullable<Timestamp>, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("UPDATE license_keys SET validation_count = validation_count + ");
+        out.push_bind_param::<BigInt, _>(&self.change.validations)?;
+        out.push_sql(", download_count = download_count + ");
+        out.push_bind_param::<BigInt, _>(&self.change.downloads)?;
+        out.push_sql(", activation_count = activation_count + ");
+        out.push_bind_param::<Integer, _>(&self.change.seats)?;
+        out.push_sql(", activated_at = ");
+        out.push_bind_param::<Nullable<Timestamp>, _>(&self.change.activated_at)?;
+        out.push_sql(", last_used = ");
+        out.push_bind_param::<Nullable<Timestamp>, _>(&self.change.last_used)?;
+        out.push_sql(", version = version + 1, updated_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.change.at)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<BigInt, _>(&self.id)?;
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for RecordKeyUse {}
+
+/// `UPDATE activations SET last_seen_at = ..., updated_at = ... WHERE id = ...`.
+#[derive(Debug, Clone, Copy)]
+struct TouchActivation {
+    id: i64,
+    at: NaiveDateTime,
+}
+
+impl QueryId for TouchActivation {
+    type QueryId = Self;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> QueryFragment<DB> for TouchActivation
+where
+    DB: Backend,
+    i64: ToSql<BigInt, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("UPDATE activations SET last_seen_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_sql(", updated_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<BigInt, _>(&self.id)?;
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for TouchActivation {}
+
 pub trait LicensingStore {
     /// The key whose text is exactly `key` (already normalised).
     fn find_key_by_value(&mut self, key: &str) -> QueryResult<Option<KeyRow>>;
@@ -62,16 +159,19 @@ pub trait LicensingStore {
     fn touch_activation(&mut self, id: i64, at: NaiveDateTime) -> QueryResult<usize>;
     fn delete_activation(&mut self, key_id: i64, fingerprint: &str) -> QueryResult<usize>;
     fn count_activations(&mut self, key_id: i64) -> QueryResult<i64>;
-    /// Applies `change` to key `id`, bumps its version and `updated_at`, returns the new row.
-    fn record_key_use(&mut self, id: i64, change: &KeyUse) -> QueryResult<KeyRow>;
+    /// Applies `change` to `row` (read under lock in this transaction), bumps its version and
+    /// `updated_at`, and returns the row as stored now.
+    fn record_key_use(&mut self, row: &KeyRow, change: &KeyUse) -> QueryResult<KeyRow>;
 }
 
 impl_for_both_backends!(LicensingStore {
+    // No `.first()` in these lookups: its bound `LIMIT ?` makes SQLite (built with STAT4)
+    // re-prepare the statement on every execution. Both columns sets are unique anyway.
     fn find_key_by_value(&mut self, key: &str) -> QueryResult<Option<KeyRow>> {
         license_keys::table
             .filter(license_keys::key.eq(key))
             .select(KeyRow::as_select())
-            .first(self)
+            .get_result(self)
             .optional()
     }
 
@@ -84,7 +184,7 @@ impl_for_both_backends!(LicensingStore {
             .filter(activations::license_key_id.eq(key_id))
             .filter(activations::fingerprint.eq(fingerprint))
             .select(ActivationRow::as_select())
-            .first(self)
+            .get_result(self)
             .optional()
     }
 
@@ -107,9 +207,7 @@ impl_for_both_backends!(LicensingStore {
     }
 
     fn touch_activation(&mut self, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
-        diesel::update(activations::table.find(id))
-            .set((activations::last_seen_at.eq(at), activations::updated_at.eq(at)))
-            .execute(self)
+        TouchActivation { id, at }.execute(self)
     }
 
     fn delete_activation(&mut self, key_id: i64, fingerprint: &str) -> QueryResult<usize> {
@@ -128,19 +226,12 @@ impl_for_both_backends!(LicensingStore {
             .get_result(self)
     }
 
-    fn record_key_use(&mut self, id: i64, change: &KeyUse) -> QueryResult<KeyRow> {
-        diesel::update(license_keys::table.find(id))
-            .set((
-                license_keys::validation_count.eq(license_keys::validation_count + change.validations),
-                license_keys::download_count.eq(license_keys::download_count + change.downloads),
-                license_keys::activation_count.eq(license_keys::activation_count + change.seats),
-                license_keys::activated_at.eq(change.activated_at),
-                license_keys::last_used.eq(change.last_used),
-                license_keys::version.eq(license_keys::version + 1),
-                license_keys::updated_at.eq(change.at),
-            ))
-            .returning(KeyRow::as_returning())
-            .get_result(self)
+    fn record_key_use(&mut self, row: &KeyRow, change: &KeyUse) -> QueryResult<KeyRow> {
+        let updated = RecordKeyUse { id: row.id, change: *change }.execute(self)?;
+        if updated != 1 {
+            return Err(diesel::result::Error::NotFound);
+        }
+        Ok(change.applied_to(row))
     }
 });
 

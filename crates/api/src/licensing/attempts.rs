@@ -21,6 +21,8 @@ use crate::mutations::{record, Op, Recorded};
 pub const DEACTIVATION_ACTION: &str = "license.deactivate";
 /// The code an audit entry carries for an attempt refused by a rate limit.
 pub const RATE_LIMITED_CODE: &str = "RATE_LIMITED";
+/// How precisely a seat's `last_seen_at` follows its machine's validations.
+pub const LAST_SEEN_RESOLUTION: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// The key text of an attempt, as far as it may be kept.
 #[derive(Debug, Clone)]
@@ -182,7 +184,7 @@ fn validate<S: Db>(tx: &mut S, a: &ValidateAttempt) -> Result<Validation, ApiErr
     let newly_activated = valid && row.activated_at.is_none();
     let download = a.download.as_ref().filter(|_| valid);
     let updated = tx.record_key_use(
-        row.id,
+        &row,
         &KeyUse {
             at,
             validations: 1,
@@ -258,7 +260,10 @@ fn take_seat<S: Db>(
         });
     };
     if let Some(seat) = tx.find_activation(row.id, fingerprint)? {
-        tx.touch_activation(seat.id, at)?;
+        // A machine checking in every few seconds need not rewrite its seat every time.
+        if at - seat.last_seen_at >= LAST_SEEN_RESOLUTION {
+            tx.touch_activation(seat.id, at)?;
+        }
         return Ok((ValidationCode::Valid, 0));
     }
     // The row was read under the batch's lock, so `activation_count` is the committed count and
@@ -304,7 +309,7 @@ fn deactivate<S: Db>(tx: &mut S, a: &DeactivateAttempt) -> Result<Deactivation, 
         });
     }
     let updated = tx.record_key_use(
-        row.id,
+        &row,
         &KeyUse {
             at,
             validations: 0,

@@ -159,9 +159,10 @@ impl ReleasesService {
             upstream,
             db,
             http,
-            fresh_for: chrono::Duration::seconds(
-                i64::try_from(settings.releases_cache_secs).unwrap_or(i64::MAX / 1_000_000),
-            ),
+            fresh_for: chrono::Duration::try_seconds(
+                i64::try_from(settings.releases_cache_secs).unwrap_or(i64::MAX),
+            )
+            .unwrap_or(chrono::Duration::MAX),
             retry_after_failure: Duration::from_secs(settings.releases_retry_secs),
             snapshot: RwLock::new(None),
             flight: tokio::sync::Mutex::new(Flight::default()),

@@ -13,6 +13,8 @@ pub mod writer;
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use keysync_shared::{
     DeactivateLicenseRequest, DeactivateLicenseResponse, LicenseInfo, PublicKeyView, SignedPayload,
     ValidateLicenseRequest, ValidateLicenseResponse,
@@ -277,7 +279,9 @@ impl LicensingService {
             .map(|t| t.and_utc());
         // Offline trust never outlives the key itself.
         let grace_until = valid.then(|| {
-            let until = checked_at + self.grace;
+            let until = checked_at
+                .checked_add_signed(self.grace)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             expires_at.map_or(until, |exp| exp.min(until))
         });
         let payload = serde_json::to_string(&SignedPayload {

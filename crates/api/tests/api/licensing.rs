@@ -158,8 +158,15 @@ async fn a_valid_key_activates_counts_and_is_signed_with_the_published_key(backe
     assert_eq!(app.count_rows("changes"), changes_before + 1, "on the feed");
 
     let again = validate(&app, json!({"key": key.key, "fingerprint": "machine-1"})).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let short_lived = new_key(&admin, json!({"expires_at": soon})).await;
+    let capped = validate(&app, json!({"key": short_lived.key})).await;
 
     assert_eq!(again.code, ValidationCode::Valid);
+    assert_eq!(
+        capped.grace_until, short_lived.expires_at,
+        "offline grace never outlives the key"
+    );
     let later = key_view(&admin, key.id).await;
     assert_eq!(later.validation_count, 2);
     assert_eq!(

@@ -75,13 +75,9 @@ async fn audit_count(admin: &Session, action: &str) -> usize {
     page.items.len()
 }
 
-async fn concurrent_requests_share_one_upstream_call(backend: Backend) {
-    let fake = FakeGithub::start("v1.0.0");
-    fake.set_delay(Duration::from_millis(400));
-    let app = portal_app(backend, &fake, |_| {}).await;
-
+async fn concurrent_latest(app: &TestApp, requests: usize) -> Vec<LatestRelease> {
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..20 {
+    for _ in 0..requests {
         let (client, url) = (app.client.clone(), app.url("/api/releases/latest"));
         tasks.spawn(async move {
             let response = client.get(url).send().await.unwrap();
@@ -89,13 +85,32 @@ async fn concurrent_requests_share_one_upstream_call(backend: Backend) {
             response.json::<LatestRelease>().await.unwrap()
         });
     }
-    let answers = tasks.join_all().await;
+    tasks.join_all().await
+}
+
+async fn concurrent_requests_share_one_upstream_call(backend: Backend) {
+    let fake = FakeGithub::start("v1.0.0");
+    fake.set_delay(Duration::from_millis(400));
+    let app = portal_app(backend, &fake, |_| {}).await;
+    // Even with no caching at all, requests that arrive during a fetch share it.
+    let uncached_fake = FakeGithub::start("v1.0.0");
+    uncached_fake.set_delay(Duration::from_millis(400));
+    let uncached = portal_app(backend, &uncached_fake, |s| s.releases_cache_secs = 0).await;
+
+    let answers = concurrent_latest(&app, 20).await;
+    let uncached_answers = concurrent_latest(&uncached, 20).await;
 
     assert_eq!(
         fake.calls(),
         1,
         "one upstream call for 20 concurrent requests"
     );
+    assert_eq!(
+        uncached_fake.calls(),
+        1,
+        "one flight shared without a cache"
+    );
+    assert!(uncached_answers.iter().all(|a| a.tag_name == "v1.0.0"));
     for answer in &answers {
         assert_eq!(answer.tag_name, "v1.0.0");
         assert!(!answer.stale);

@@ -106,6 +106,31 @@ pub struct Settings {
     pub feed_coalesce_ms: u64,
     /// Seconds between heartbeat comments on an event stream.
     pub sse_heartbeat_secs: u64,
+    /// License validations (and deactivations) allowed per client IP per minute (also the
+    /// burst); 0 disables.
+    pub validations_per_ip_per_minute: u32,
+    /// License validations (and deactivations) allowed per license key per minute (also the
+    /// burst); 0 disables.
+    pub validations_per_key_per_minute: u32,
+    /// License checks that may wait for the database writer at once; beyond it they get 503.
+    pub validation_queue_capacity: usize,
+    /// Hours a client may trust a signed `VALID` answer while offline (never past the key's
+    /// expiry).
+    pub license_grace_period_hours: u32,
+    /// File holding the Ed25519 signing key (base64 of the 32-byte seed), created when missing;
+    /// when unset the key pair is kept in the database.
+    pub license_signing_key_file: Option<PathBuf>,
+    /// GitHub repository (`owner/name`) whose latest release the portal offers; unset disables
+    /// the portal's release endpoints.
+    pub releases_repo: Option<String>,
+    /// Base URL of the GitHub API (or a compatible server).
+    pub releases_api_url: String,
+    /// Token sent to the GitHub API (raises its rate limit; needed for private repositories).
+    pub releases_token: Option<String>,
+    /// Seconds the latest release is served before it is revalidated upstream.
+    pub releases_cache_secs: u64,
+    /// Seconds the upstream is left alone after it failed (longer when it asks for longer).
+    pub releases_retry_secs: u64,
 }
 
 impl Default for Settings {
@@ -133,6 +158,16 @@ impl Default for Settings {
             feed_fallback_poll_ms: 1_000,
             feed_coalesce_ms: 250,
             sse_heartbeat_secs: 15,
+            validations_per_ip_per_minute: 600,
+            validations_per_key_per_minute: 120,
+            validation_queue_capacity: 8192,
+            license_grace_period_hours: 7 * 24,
+            license_signing_key_file: None,
+            releases_repo: None,
+            releases_api_url: "https://api.github.com".into(),
+            releases_token: None,
+            releases_cache_secs: 300,
+            releases_retry_secs: 60,
         }
     }
 }

@@ -26,6 +26,11 @@ pub enum ApiError {
     /// 403: authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// 403: a license key was refused (portal downloads); `code` is the validation code.
+    #[error("{}", code.detail())]
+    LicenseRefused {
+        code: keysync_shared::ValidationCode,
+    },
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -92,6 +97,7 @@ impl ApiError {
             Self::BadRequest { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::LicenseRefused { .. } => "license_refused",
             Self::NotFound(_) => "not_found",
             Self::Conflict { code, .. } => code,
             Self::Gone { code, .. } => code,
@@ -118,6 +124,7 @@ impl ApiError {
             Self::TooManyRequests { retry_after_secs } => {
                 body.with_detail("retry_after", *retry_after_secs)
             }
+            Self::LicenseRefused { code } => body.with_detail("validation_code", code.as_str()),
             _ => body,
         }
     }
@@ -157,7 +164,7 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::LicenseRefused { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Gone { .. } => StatusCode::GONE,

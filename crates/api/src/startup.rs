@@ -13,7 +13,10 @@ use crate::config::Settings;
 use crate::db::Database;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::feed::{Feed, FeedOptions};
+use crate::licensing::signing::LicenseSigner;
+use crate::licensing::LicensingService;
 use crate::rate_limit::RateLimiter;
+use crate::releases::ReleasesService;
 use crate::{routes, spa};
 
 /// The largest request body any endpoint reads.
@@ -26,27 +29,39 @@ pub struct AppState {
     pub login_per_email: RateLimiter,
     pub login_per_ip: RateLimiter,
     pub feed: Feed,
-    /// Bumped by webhook events that announce a release; the releases cache watches it.
-    pub release_events: tokio::sync::watch::Sender<u64>,
+    /// License validation: the group-commit writer, the signing key, the rate limits.
+    pub licensing: LicensingService,
+    /// The portal's latest release.
+    pub releases: ReleasesService,
 }
 
 impl AppState {
-    pub fn new(db: Database, settings: Settings, feed: Feed) -> Self {
+    /// Starts the validation writer; `signer` is the license signing key pair.
+    pub fn new(
+        db: Database,
+        settings: Settings,
+        feed: Feed,
+        signer: LicenseSigner,
+    ) -> anyhow::Result<Self> {
         let per_email = settings.login_attempts_per_email_per_minute;
         let per_ip = settings.login_attempts_per_ip_per_minute;
-        Self {
+        let licensing = LicensingService::start(db.clone(), &settings, signer)?;
+        let releases = ReleasesService::new(db.clone(), &settings)?;
+        Ok(Self {
             db,
             settings,
             login_per_email: RateLimiter::new(per_email, per_email),
             login_per_ip: RateLimiter::new(per_ip, per_ip),
             feed,
-            release_events: tokio::sync::watch::channel(0).0,
-        }
+            licensing,
+            releases,
+        })
     }
 
-    /// A webhook announced a new release: whatever caches releases must refetch.
+    /// A webhook announced a new release: the cached copy is out of date, and the next portal
+    /// request fetches upstream.
     pub fn on_release_event(&self) {
-        self.release_events.send_modify(|n| *n += 1);
+        self.releases.invalidate();
     }
 }
 
@@ -89,7 +104,13 @@ impl Application {
             settings.change_retention(),
             settings.audit_retention(),
         );
-        let state = web::Data::new(AppState::new(db, settings.clone(), feed));
+        crate::expiry::spawn(db.clone());
+        let signer = {
+            let (db, file) = (db.clone(), settings.license_signing_key_file.clone());
+            tokio::task::spawn_blocking(move || LicenseSigner::load_or_create(&db, file.as_deref()))
+                .await??
+        };
+        let state = web::Data::new(AppState::new(db, settings.clone(), feed, signer)?);
         let dist = settings.dist_dir.clone();
         let csp = spa::content_security_policy(&dist);
         if !dist.join("index.html").is_file() {

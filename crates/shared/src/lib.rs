@@ -9,8 +9,10 @@ pub mod customers;
 pub mod error;
 pub mod health;
 pub mod keys;
+pub mod license;
 pub mod page;
 pub mod patch;
+pub mod releases;
 pub mod roles;
 pub mod stats;
 pub mod sync;
@@ -21,7 +23,12 @@ pub use customers::{CreateCustomer, CustomerView, PatchCustomer};
 pub use error::{ErrorBody, ErrorDetail};
 pub use health::{DatabaseKind, Health};
 pub use keys::{CreateKey, KeyBatch, KeyBatchResult, KeyStatus, LicenseKeyView, PatchKey};
+pub use license::{
+    DeactivateLicenseRequest, DeactivateLicenseResponse, DeactivationCode, LicenseInfo,
+    PublicKeyView, SignedPayload, ValidateLicenseRequest, ValidateLicenseResponse, ValidationCode,
+};
 pub use page::Page;
+pub use releases::{DownloadLink, DownloadRequest, LatestRelease, ReleaseAsset};
 pub use roles::AdminRole;
 pub use stats::DashboardStats;
 pub use sync::{Change, SyncResponse, WebhookEvent};

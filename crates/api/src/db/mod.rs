@@ -15,7 +15,10 @@ pub mod audit;
 pub mod changes;
 pub mod customers;
 pub mod keys;
+pub mod licensing;
 pub mod models;
+pub mod releases;
+pub mod server_settings;
 pub mod sessions;
 pub mod store;
 
@@ -43,6 +46,10 @@ pub trait Db:
     + sessions::SessionStore
     + audit::AuditStore
     + changes::ChangeStore
+    + licensing::LicensingStore
+    + licensing::KeyLocks
+    + releases::ReleaseStore
+    + server_settings::SettingStore
 {
 }
 
@@ -54,6 +61,10 @@ impl<T> Db for T where
         + sessions::SessionStore
         + audit::AuditStore
         + changes::ChangeStore
+        + licensing::LicensingStore
+        + licensing::KeyLocks
+        + releases::ReleaseStore
+        + server_settings::SettingStore
 {
 }
 

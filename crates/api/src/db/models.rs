@@ -66,8 +66,10 @@ impl Actor {
     }
 }
 
+/// `None` is stored as NULL (not "the column's default", which is NULL too) so the INSERT has one
+/// shape and PostgreSQL can keep it prepared: it runs for every license validation.
 #[derive(Debug, Insertable)]
-#[diesel(table_name = audit_logs)]
+#[diesel(table_name = audit_logs, treat_none_as_default_value = false)]
 pub struct NewAuditLog {
     pub actor_kind: String,
     pub actor_id: Option<i64>,

@@ -24,7 +24,14 @@ pub fn document() -> Value {
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer", "format": "int64"}}))
+            .map(|name| {
+                let schema = if name == "id" {
+                    json!({"type": "integer", "format": "int64"})
+                } else {
+                    json!({"type": "string"})
+                };
+                json!({"name": name, "in": "path", "required": true, "schema": schema})
+            })
             .collect();
         if !params.is_empty() {
             op.insert("parameters".into(), Value::Array(params));

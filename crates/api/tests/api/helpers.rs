@@ -22,6 +22,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: Database,
+    /// The database the server runs on, for a second server on the same data ("a restart").
+    pub database_url: String,
     _sqlite_dir: Option<tempfile::TempDir>,
     pg_database: Option<PgTestDatabase>,
 }
@@ -146,6 +148,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settin
         .expect("a second pool to inspect the database");
     TestApp {
         address,
+        database_url: settings.database_url.clone(),
         client: reqwest::Client::builder()
             .cookie_store(true)
             .build()

@@ -4,5 +4,8 @@
 mod helpers;
 
 mod admin_api;
+mod fake_github;
 mod foundation;
+mod licensing;
+mod portal;
 mod sync;

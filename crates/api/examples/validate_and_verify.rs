@@ -1,0 +1,105 @@
+//! A license client in a page: validate a key against a running keysync server, verify the
+//! signed answer with the server's published Ed25519 key, and decide what to do offline.
+//!
+//! ```sh
+//! cargo run -p keysync-api --example validate_and_verify -- \
+//!     http://127.0.0.1:8080 SCO-ABCD-EFGH-JKMN-PQRS my-machine-fingerprint
+//! ```
+//!
+//! A real client fetches the public key once (or ships it inside the product), keeps the last
+//! verified `payload` and `signature` on disk, and while the server cannot be reached trusts the
+//! stored payload until its `grace_until`.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use keysync_shared::{PublicKeyView, SignedPayload, ValidateLicenseResponse};
+use sha2::{Digest, Sha256};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (Some(server), Some(key)) = (args.next(), args.next()) else {
+        anyhow::bail!("usage: validate_and_verify SERVER_URL LICENSE_KEY [FINGERPRINT]");
+    };
+    let fingerprint = args.next();
+    let server = server.trim_end_matches('/');
+    let http = reqwest::Client::new();
+
+    // 1. The server's public key (in a product, ship it or pin it after the first fetch).
+    let published: PublicKeyView = http
+        .get(format!("{server}/api/license/public-key"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let public_key = decode_public_key(&published)?;
+
+    // 2. Validate.
+    let answer: ValidateLicenseResponse = http
+        .post(format!("{server}/api/validate-license"))
+        .json(&serde_json::json!({
+            "key": key,
+            "fingerprint": fingerprint,
+            "version": env!("CARGO_PKG_VERSION"),
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+
+    // 3. Verify the signature over the payload's exact bytes, then read the payload.
+    let payload = verify(&public_key, &answer.payload, &answer.signature)?;
+    let expected_hash = hex::encode(Sha256::digest(key.trim().to_ascii_uppercase()));
+    if payload.key_hash != expected_hash || payload.fingerprint != fingerprint {
+        anyhow::bail!("the signed answer is for another key or machine");
+    }
+    println!(
+        "server says {} ({}): {}",
+        payload.code.as_str(),
+        if payload.valid { "valid" } else { "not valid" },
+        answer.detail
+    );
+
+    // 4. What a client would decide later, offline, from the stored payload alone.
+    let now = Utc::now();
+    match offline_valid_until(&payload) {
+        Some(until) if until > now => println!("may run offline until {until}"),
+        _ => println!("must not run without a fresh validation"),
+    }
+    Ok(())
+}
+
+fn decode_public_key(published: &PublicKeyView) -> anyhow::Result<VerifyingKey> {
+    if published.algorithm != "ed25519" {
+        anyhow::bail!("unexpected signing algorithm {}", published.algorithm);
+    }
+    let bytes: [u8; 32] = BASE64
+        .decode(&published.public_key)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("an Ed25519 public key is 32 bytes"))?;
+    Ok(VerifyingKey::from_bytes(&bytes)?)
+}
+
+/// Checks `signature` over the bytes of `payload` as received, and only then parses them.
+fn verify(key: &VerifyingKey, payload: &str, signature: &str) -> anyhow::Result<SignedPayload> {
+    let signature: [u8; 64] = BASE64
+        .decode(signature)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("an Ed25519 signature is 64 bytes"))?;
+    key.verify(payload.as_bytes(), &Signature::from_bytes(&signature))
+        .map_err(|_| anyhow::anyhow!("the answer's signature does not verify: do not trust it"))?;
+    Ok(serde_json::from_str(payload)?)
+}
+
+/// Until when a verified payload lets the product run without reaching the server.
+fn offline_valid_until(payload: &SignedPayload) -> Option<DateTime<Utc>> {
+    if payload.valid {
+        payload.grace_until
+    } else {
+        None
+    }
+}

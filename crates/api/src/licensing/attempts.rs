@@ -1,0 +1,360 @@
+//! What one license-client attempt does inside the writer's transaction: read the key fresh,
+//! decide the code, move counters and seats, and write the audit entry (and, when the key changed,
+//! the change-feed entry). Every function here runs inside `Store::write_tx`, after the batch's
+//! keys were locked, so the row it reads cannot change until commit.
+
+use chrono::NaiveDateTime;
+use keysync_shared::{DeactivationCode, KeyStatus, ValidationCode};
+use serde_json::{json, Value};
+
+use crate::db::audit::{DOWNLOAD_ACTION, VALIDATION_ACTION};
+use crate::db::keys::KeyRow;
+use crate::db::licensing::KeyUse;
+use crate::db::models::Actor;
+use crate::db::store::{now, AuditEntry};
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::http::RequestMeta;
+use crate::mutations::{record, Op, Recorded};
+
+/// The audit action of a deactivation.
+pub const DEACTIVATION_ACTION: &str = "license.deactivate";
+/// The code an audit entry carries for an attempt refused by a rate limit.
+pub const RATE_LIMITED_CODE: &str = "RATE_LIMITED";
+/// How precisely a seat's `last_seen_at` follows its machine's validations.
+pub const LAST_SEEN_RESOLUTION: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// The key text of an attempt, as far as it may be kept.
+#[derive(Debug, Clone)]
+pub struct KeyText {
+    /// Trimmed and upper-cased; `None` when it cannot be a key (it is then `NOT_FOUND` without a
+    /// lookup).
+    pub lookup: Option<String>,
+    /// What logs and audit entries may show (`SCO-AB12...`).
+    pub prefix: String,
+}
+
+/// A download the attempt would authorise.
+#[derive(Debug, Clone)]
+pub struct DownloadTarget {
+    pub release_id: i64,
+    pub tag_name: String,
+    pub asset: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValidateAttempt {
+    pub key: KeyText,
+    pub fingerprint: Option<String>,
+    pub client_version: Option<String>,
+    /// Set for a portal download: status and expiry rules apply, seats do not, and a valid
+    /// attempt moves the download counters.
+    pub download: Option<DownloadTarget>,
+    pub meta: RequestMeta,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeactivateAttempt {
+    pub key: KeyText,
+    pub fingerprint: String,
+    pub meta: RequestMeta,
+}
+
+/// An attempt a rate limit refused: only audited.
+#[derive(Debug, Clone)]
+pub struct RateLimitedAttempt {
+    pub key: KeyText,
+    /// The action the attempt would have been ([`VALIDATION_ACTION`], [`DEACTIVATION_ACTION`]).
+    pub action: &'static str,
+    /// Which limit refused it: `ip` or `key`.
+    pub limit: &'static str,
+    pub meta: RequestMeta,
+}
+
+#[derive(Debug, Clone)]
+pub enum Attempt {
+    Validate(ValidateAttempt),
+    Deactivate(DeactivateAttempt),
+    RateLimited(RateLimitedAttempt),
+}
+
+impl Attempt {
+    /// The key to lock before the batch runs.
+    pub fn lookup_key(&self) -> Option<&str> {
+        match self {
+            Self::Validate(a) => a.key.lookup.as_deref(),
+            Self::Deactivate(a) => a.key.lookup.as_deref(),
+            // Only audited: no need to hold its row.
+            Self::RateLimited(_) => None,
+        }
+    }
+}
+
+/// The result of a validation, as committed.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    pub code: ValidationCode,
+    pub checked_at: NaiveDateTime,
+    /// The key after the attempt; `None` when unknown.
+    pub key: Option<KeyRow>,
+    /// This attempt was the key's first valid one.
+    pub newly_activated: bool,
+    /// This attempt took a new seat.
+    pub new_seat: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Deactivation {
+    pub code: DeactivationCode,
+    pub key: Option<KeyRow>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Validation(Validation),
+    Deactivation(Deactivation),
+    /// A rate-limited attempt was audited.
+    Audited,
+}
+
+pub fn apply<S: Db>(tx: &mut S, attempt: &Attempt) -> Result<Outcome, ApiError> {
+    match attempt {
+        Attempt::Validate(a) => validate(tx, a).map(Outcome::Validation),
+        Attempt::Deactivate(a) => deactivate(tx, a).map(Outcome::Deactivation),
+        Attempt::RateLimited(a) => rate_limited(tx, a).map(|()| Outcome::Audited),
+    }
+}
+
+fn find<S: Db>(tx: &mut S, key: &KeyText) -> Result<Option<KeyRow>, ApiError> {
+    match key.lookup.as_deref() {
+        Some(text) => Ok(tx.find_key_by_value(text)?),
+        None => Ok(None),
+    }
+}
+
+fn audit_unknown<S: Db>(
+    tx: &mut S,
+    action: &str,
+    meta: &RequestMeta,
+    summary: Value,
+) -> Result<(), ApiError> {
+    tx.append_audit(
+        &Actor::LicenseClient,
+        AuditEntry {
+            action: action.to_owned(),
+            target_kind: Some("license_key".into()),
+            target_id: None,
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            summary: Some(summary),
+        },
+    )?;
+    Ok(())
+}
+
+fn validate<S: Db>(tx: &mut S, a: &ValidateAttempt) -> Result<Validation, ApiError> {
+    let at = now();
+    let mut summary = json!({
+        "key": a.key.prefix,
+        "fingerprint": a.fingerprint,
+        "client_version": a.client_version,
+    });
+    if let Some(target) = &a.download {
+        summary["download"] = json!({"tag_name": target.tag_name, "asset": target.asset});
+    }
+    let Some(row) = find(tx, &a.key)? else {
+        summary["code"] = ValidationCode::NotFound.as_str().into();
+        audit_unknown(tx, VALIDATION_ACTION, &a.meta, summary)?;
+        return Ok(Validation {
+            code: ValidationCode::NotFound,
+            checked_at: at,
+            key: None,
+            newly_activated: false,
+            new_seat: false,
+        });
+    };
+    let (code, seats) = match row.effective_status(at) {
+        KeyStatus::Revoked => (ValidationCode::Revoked, 0),
+        KeyStatus::Suspended => (ValidationCode::Suspended, 0),
+        KeyStatus::Expired => (ValidationCode::Expired, 0),
+        KeyStatus::Active if a.download.is_some() => (ValidationCode::Valid, 0),
+        KeyStatus::Active => take_seat(tx, &row, a.fingerprint.as_deref(), at)?,
+    };
+    let valid = code.is_valid();
+    let newly_activated = valid && row.activated_at.is_none();
+    let download = a.download.as_ref().filter(|_| valid);
+    let updated = tx.record_key_use(
+        &row,
+        &KeyUse {
+            at,
+            validations: 1,
+            downloads: i64::from(download.is_some()),
+            seats,
+            activated_at: if newly_activated {
+                Some(at)
+            } else {
+                row.activated_at
+            },
+            last_used: Some(at),
+        },
+    )?;
+    if let Some(target) = download {
+        tx.count_release_download(target.release_id, at)?;
+        tx.append_audit(
+            &Actor::LicenseClient,
+            AuditEntry {
+                action: DOWNLOAD_ACTION.into(),
+                target_kind: Some("release".into()),
+                target_id: Some(target.release_id.to_string()),
+                ip: a.meta.ip.clone(),
+                user_agent: a.meta.user_agent.clone(),
+                summary: Some(json!({
+                    "key": a.key.prefix,
+                    "tag_name": target.tag_name,
+                    "asset": target.asset,
+                })),
+            },
+        )?;
+    }
+    summary["code"] = code.as_str().into();
+    if newly_activated {
+        summary["activated"] = true.into();
+    }
+    if seats > 0 {
+        summary["new_seat"] = true.into();
+    }
+    record(
+        tx,
+        &Actor::LicenseClient,
+        &a.meta,
+        Recorded {
+            action: VALIDATION_ACTION,
+            resource: "license_keys",
+            id: row.id,
+            op: Op::Updated,
+            version: updated.version,
+            summary,
+        },
+    )?;
+    Ok(Validation {
+        code,
+        checked_at: at,
+        key: Some(updated),
+        newly_activated,
+        new_seat: seats > 0,
+    })
+}
+
+/// The seat decision for an active key: a known fingerprint keeps its seat, a new one takes a
+/// free seat if there is one. Returns the code and the change in seats taken.
+fn take_seat<S: Db>(
+    tx: &mut S,
+    row: &KeyRow,
+    fingerprint: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<(ValidationCode, i32), ApiError> {
+    let Some(fingerprint) = fingerprint else {
+        return Ok(match row.max_activations {
+            Some(_) => (ValidationCode::FingerprintRequired, 0),
+            None => (ValidationCode::Valid, 0),
+        });
+    };
+    if let Some(seat) = tx.find_activation(row.id, fingerprint)? {
+        // A machine checking in every few seconds need not rewrite its seat every time.
+        if at - seat.last_seen_at >= LAST_SEEN_RESOLUTION {
+            tx.touch_activation(seat.id, at)?;
+        }
+        return Ok((ValidationCode::Valid, 0));
+    }
+    // The row was read under the batch's lock, so `activation_count` is the committed count and
+    // no other writer can take a seat between this check and the insert.
+    let has_free_seat = row
+        .max_activations
+        .is_none_or(|max| row.activation_count < max);
+    if !has_free_seat {
+        return Ok((ValidationCode::TooManyActivations, 0));
+    }
+    tx.insert_activation(row.id, fingerprint, at)?;
+    Ok((ValidationCode::Valid, 1))
+}
+
+fn deactivate<S: Db>(tx: &mut S, a: &DeactivateAttempt) -> Result<Deactivation, ApiError> {
+    let at = now();
+    let mut summary = json!({"key": a.key.prefix, "fingerprint": a.fingerprint});
+    let Some(row) = find(tx, &a.key)? else {
+        summary["code"] = DeactivationCode::NotFound.as_str().into();
+        audit_unknown(tx, DEACTIVATION_ACTION, &a.meta, summary)?;
+        return Ok(Deactivation {
+            code: DeactivationCode::NotFound,
+            key: None,
+        });
+    };
+    let freed = tx.delete_activation(row.id, &a.fingerprint)?;
+    if freed == 0 {
+        summary["code"] = DeactivationCode::NotActivated.as_str().into();
+        tx.append_audit(
+            &Actor::LicenseClient,
+            AuditEntry {
+                action: DEACTIVATION_ACTION.into(),
+                target_kind: Some("license_key".into()),
+                target_id: Some(row.id.to_string()),
+                ip: a.meta.ip.clone(),
+                user_agent: a.meta.user_agent.clone(),
+                summary: Some(summary),
+            },
+        )?;
+        return Ok(Deactivation {
+            code: DeactivationCode::NotActivated,
+            key: Some(row),
+        });
+    }
+    let updated = tx.record_key_use(
+        &row,
+        &KeyUse {
+            at,
+            validations: 0,
+            downloads: 0,
+            seats: -i32::try_from(freed).unwrap_or(1),
+            activated_at: row.activated_at,
+            last_used: row.last_used,
+        },
+    )?;
+    summary["code"] = DeactivationCode::Released.as_str().into();
+    record(
+        tx,
+        &Actor::LicenseClient,
+        &a.meta,
+        Recorded {
+            action: DEACTIVATION_ACTION,
+            resource: "license_keys",
+            id: row.id,
+            op: Op::Updated,
+            version: updated.version,
+            summary,
+        },
+    )?;
+    Ok(Deactivation {
+        code: DeactivationCode::Released,
+        key: Some(updated),
+    })
+}
+
+fn rate_limited<S: Db>(tx: &mut S, a: &RateLimitedAttempt) -> Result<(), ApiError> {
+    let target = find(tx, &a.key)?.map(|row| row.id.to_string());
+    tx.append_audit(
+        &Actor::LicenseClient,
+        AuditEntry {
+            action: a.action.to_owned(),
+            target_kind: Some("license_key".into()),
+            target_id: target,
+            ip: a.meta.ip.clone(),
+            user_agent: a.meta.user_agent.clone(),
+            summary: Some(json!({
+                "key": a.key.prefix,
+                "code": RATE_LIMITED_CODE,
+                "limit": a.limit,
+            })),
+        },
+    )?;
+    Ok(())
+}

@@ -29,6 +29,23 @@ use crate::db::Database;
 use crate::error::ApiError;
 use crate::with_store;
 
+/// The followers of this process, woken right after any local write commits, so a change made
+/// through this instance is published without waiting for a poll or a notification round trip.
+static LOCAL_FOLLOWERS: std::sync::Mutex<Vec<std::sync::Weak<tokio::sync::Notify>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Wakes every follower in this process (called after a write transaction commits).
+pub fn wake_local_followers() {
+    let mut followers = LOCAL_FOLLOWERS.lock().unwrap_or_else(|p| p.into_inner());
+    followers.retain(|weak| match weak.upgrade() {
+        Some(notify) => {
+            notify.notify_one();
+            true
+        }
+        None => false,
+    });
+}
+
 /// The PostgreSQL channel writers notify on commit.
 pub const CHANNEL: &str = "keysync_changes";
 /// Rows read per follower query.
@@ -77,6 +94,10 @@ impl Feed {
         let (sender, _) = broadcast::channel(options.ring.max(16));
         let (latest_tx, latest) = watch::channel(start);
         let wake = Arc::new(tokio::sync::Notify::new());
+        LOCAL_FOLLOWERS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(&wake));
         if let Some(url) = db.postgres_url() {
             listen::spawn(url, Arc::downgrade(&wake));
         }

@@ -206,7 +206,11 @@ impl Store for diesel::sqlite::SqliteConnection {
         F: FnOnce(&mut Self) -> Result<R, E>,
         E: From<diesel::result::Error>,
     {
-        self.immediate_transaction(f)
+        let result = self.immediate_transaction(f);
+        if result.is_ok() {
+            crate::feed::wake_local_followers();
+        }
+        result
     }
 
     fn lock_change_feed(&mut self) -> QueryResult<()> {
@@ -229,7 +233,11 @@ impl Store for diesel::pg::PgConnection {
         F: FnOnce(&mut Self) -> Result<R, E>,
         E: From<diesel::result::Error>,
     {
-        self.transaction(f)
+        let result = self.transaction(f);
+        if result.is_ok() {
+            crate::feed::wake_local_followers();
+        }
+        result
     }
 
     fn lock_change_feed(&mut self) -> QueryResult<()> {

@@ -10,6 +10,7 @@ mod listing;
 mod push;
 mod report;
 mod stats;
+mod validation;
 
 use std::path::PathBuf;
 
@@ -29,7 +30,7 @@ pub struct Args {
     pub dist: Option<PathBuf>,
     pub runs: usize,
     pub keys: usize,
-    /// Benchmarks to run (`listing`, `push`, `feed`); all when empty.
+    /// Benchmarks to run (`listing`, `validation`, `push`, `feed`); all when empty.
     pub only: Vec<String>,
 }
 
@@ -212,6 +213,9 @@ async fn main() -> anyhow::Result<()> {
     for engine in engines {
         if wanted("listing") {
             listing::run(&args, engine, &mut report).await?;
+        }
+        if wanted("validation") {
+            validation::run(&args, engine, &mut report).await?;
         }
         if wanted("push") {
             push::run(&args, engine, &mut report).await?;

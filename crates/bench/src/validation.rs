@@ -131,14 +131,50 @@ pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Re
     let sqlite = engine == Engine::Sqlite;
     let name = format!("Validation, {CONNECTIONS} connections, {KEYS} keys");
     let rows = [
-        ("`/api/health` ceiling".to_string(), format!("{:.0} req/s (p50 {}, p99 {})", health.per_second(), ms(health_p50), ms(health_p99)), "—".to_string(), None),
-        ("validations".to_string(), format!("{:.0} req/s", validation.per_second()), "—".to_string(), None),
-        ("ratio to the health ceiling".to_string(), format!("{:.0} %", ratio * 100.0), if sqlite { "≥ 50 %".into() } else { "—".into() }, sqlite.then_some(ratio >= 0.5)),
+        (
+            "`/api/health` ceiling".to_string(),
+            format!(
+                "{:.0} req/s (p50 {}, p99 {})",
+                health.per_second(),
+                ms(health_p50),
+                ms(health_p99)
+            ),
+            "—".to_string(),
+            None,
+        ),
+        (
+            "validations".to_string(),
+            format!("{:.0} req/s", validation.per_second()),
+            "—".to_string(),
+            None,
+        ),
+        (
+            "ratio to the health ceiling".to_string(),
+            format!("{:.0} %", ratio * 100.0),
+            if sqlite {
+                "≥ 50 %".into()
+            } else {
+                "—".into()
+            },
+            sqlite.then_some(ratio >= 0.5),
+        ),
         ("validation p50".to_string(), ms(p50), "—".to_string(), None),
-        ("validation p99".to_string(), ms(p99), if sqlite { "≤ 10.00 ms".into() } else { "—".into() }, sqlite.then_some(p99 <= Duration::from_millis(10))),
+        (
+            "validation p99".to_string(),
+            ms(p99),
+            if sqlite {
+                "≤ 10.00 ms".into()
+            } else {
+                "—".into()
+            },
+            sqlite.then_some(p99 <= Duration::from_millis(10)),
+        ),
         (
             "audit rows / answered attempts".to_string(),
-            format!("{audited} / {answered} ({} failed requests)", validation.failures),
+            format!(
+                "{audited} / {answered} ({} failed requests)",
+                validation.failures
+            ),
             "equal".to_string(),
             Some(audited == answered && validation.failures == 0),
         ),

@@ -116,7 +116,8 @@ struct SqlitePragmas;
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        // busy_timeout comes first: switching to WAL itself needs a lock. WAL lets readers run
+        // busy_timeout comes first: switching to WAL itself needs a lock. mmap lets reads of a
+        // large file come from the OS page cache without copying into each connection's cache. WAL lets readers run
         // beside the writer; NORMAL sync is durable across application
         // crashes (an OS crash may lose the last transactions, never corrupt the file);
         // busy_timeout makes a second writer wait instead of failing at once.
@@ -124,7 +125,8 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
             "PRAGMA busy_timeout = 5000;
              PRAGMA journal_mode = WAL;
              PRAGMA foreign_keys = ON;
-             PRAGMA synchronous = NORMAL;",
+             PRAGMA synchronous = NORMAL;
+             PRAGMA mmap_size = 268435456;",
         )
         .map_err(diesel::r2d2::Error::QueryError)
     }

@@ -39,6 +39,33 @@ fn fill(engine: Engine, url: &str, n: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until the server's change-feed follower has read the entries just inserted (it
+/// publishes them to push subscribers), so the measurement sees a feed at rest, not a catch-up.
+async fn settle(server: &BenchServer, client: &reqwest::Client) -> anyhow::Result<()> {
+    let latest: serde_json::Value = client.get(server.url("/api/admin/sync")).send().await?.json().await?;
+    let target: i64 = latest["next"].as_str().unwrap_or("0").parse()?;
+    let mut stream = client.get(server.url("/api/admin/events")).send().await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut buffer = String::new();
+    loop {
+        if let Some(start) = buffer.find("id: ") {
+            let id: i64 = buffer[start + 4..].lines().next().unwrap_or("0").trim().parse().unwrap_or(0);
+            if id >= target {
+                return Ok(());
+            }
+            buffer.drain(..start + 4);
+            continue;
+        }
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .map_err(|_| anyhow::anyhow!("the feed follower did not catch up in time"))??;
+        match chunk {
+            Some(bytes) => buffer.push_str(&String::from_utf8_lossy(&bytes)),
+            None => anyhow::bail!("the event stream ended"),
+        }
+    }
+}
+
 async fn p99_of_sync(
     server: &BenchServer,
     client: &reqwest::Client,
@@ -88,8 +115,10 @@ pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Re
     };
     let client = server.owner_client().await?;
     fill(engine, &url, 10_000)?;
+    settle(&server, &client).await?;
     let small = p99_of_sync(&server, &client, args.runs).await?;
     fill(engine, &url, 990_000)?;
+    settle(&server, &client).await?;
     let large = p99_of_sync(&server, &client, args.runs).await?;
     let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-9);
     let name = "`sync?since` with 100 pending changes".to_string();

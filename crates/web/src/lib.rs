@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod pages;
+pub mod sync;
 
 use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes};

@@ -167,20 +167,21 @@ pub async fn send_empty(method: &str, path: &str, if_match: Option<&str>) -> Res
     ok(send(method, path, None, &headers).await?).map(|_| ())
 }
 
-/// A synced read through the shared cache. With `revalidate` false a fresh entry answers
-/// without a request; otherwise (and on a miss) the server is asked, conditionally when an
-/// `ETag` is known, and a 304 makes the cached body fresh again for `ttl`.
-pub async fn get_cached<T: DeserializeOwned>(
+/// A synced read through the shared cache: the body, parsed by the caller. With `revalidate`
+/// false a fresh entry answers without a request; otherwise (and on a miss) the server is asked,
+/// conditionally when an `ETag` is known, and a 304 makes the cached body fresh again for `ttl`.
+/// Not generic on purpose: one copy of this state machine serves every source.
+pub async fn get_cached(
     cache_key: &str,
     path: &str,
     ttl: Millis,
     revalidate: bool,
-) -> Result<T, ApiFailure> {
+) -> Result<Body, ApiFailure> {
     let cache = sync::shared_cache();
     if !revalidate {
         let hit = cache.borrow_mut().get(cache_key);
         if let Some(body) = hit {
-            return parse(&body);
+            return Ok(body);
         }
         cache
             .borrow()
@@ -201,16 +202,20 @@ pub async fn get_cached<T: DeserializeOwned>(
                 .borrow()
                 .logger()
                 .debug(|| format!("[Cache] Not modified: {cache_key}"));
-            return parse(&body);
+            return Ok(body);
         }
     }
     let raw = ok(raw)?;
-    let value = parse(&raw.body)?;
     let body: Body = raw.body.into();
     cache
         .borrow_mut()
-        .set_tagged(cache_key, body, raw.etag, ttl);
-    Ok(value)
+        .set_tagged(cache_key, body.clone(), raw.etag, ttl);
+    Ok(body)
+}
+
+/// Parses a JSON body, as an [`ApiFailure`] when it does not fit `T`.
+pub fn parse_body<T: DeserializeOwned>(body: &str) -> Result<T, ApiFailure> {
+    parse(body)
 }
 
 pub async fn health() -> Result<Health, ApiFailure> {

@@ -162,7 +162,11 @@ pub async fn send_json<B: Serialize, T: DeserializeOwned>(
 }
 
 /// A write with no answer body (`DELETE`, logout).
-pub async fn send_empty(method: &str, path: &str, if_match: Option<&str>) -> Result<(), ApiFailure> {
+pub async fn send_empty(
+    method: &str,
+    path: &str,
+    if_match: Option<&str>,
+) -> Result<(), ApiFailure> {
     let headers: Vec<(&str, &str)> = if_match.map(|m| ("If-Match", m)).into_iter().collect();
     ok(send(method, path, None, &headers).await?).map(|_| ())
 }

@@ -177,14 +177,19 @@ impl AdminData {
     }
 }
 
+/// Parses a response body into a source's signal.
+type Store = Rc<dyn Fn(&str) -> Result<(), api::ApiFailure>>;
+/// What a source fetches now (`None`: nothing to fetch).
+type PathFn = Rc<dyn Fn() -> Option<String>>;
+
 /// Registers one source: `path()` says what to fetch now, `store` parses and keeps what came
 /// back. Not generic (the typed part is only `store`), so the fetch state machine exists once.
 fn register_source(
     data: AdminData,
     session: Session,
     key: &'static str,
-    path: Rc<dyn Fn() -> Option<String>>,
-    store: Rc<dyn Fn(&str) -> Result<(), api::ApiFailure>>,
+    path: PathFn,
+    store: Store,
 ) {
     let m = manager();
     let interval: Millis = m.interval_for(key, 30_000);
@@ -239,7 +244,7 @@ fn register_source(
 
 /// Parses a body into `target`, unless it equals what is shown: an unchanged poll re-renders
 /// nothing.
-fn store_if_changed<T>(target: RwSignal<Option<T>>) -> Rc<dyn Fn(&str) -> Result<(), api::ApiFailure>>
+fn store_if_changed<T>(target: RwSignal<Option<T>>) -> Store
 where
     T: DeserializeOwned + PartialEq + Send + Sync + 'static,
 {
@@ -373,6 +378,9 @@ mod tests {
             cache_key("license-keys", "/api/admin/keys?limit=20&sort=key"),
             "license-keys?limit=20&sort=key"
         );
-        assert_eq!(cache_key("dashboard-stats", "/api/admin/stats"), "dashboard-stats");
+        assert_eq!(
+            cache_key("dashboard-stats", "/api/admin/stats"),
+            "dashboard-stats"
+        );
     }
 }

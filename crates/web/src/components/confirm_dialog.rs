@@ -16,11 +16,19 @@ pub fn ConfirmDialog(
     request: RwSignal<Option<ConfirmRequest>>,
     on_confirm: impl Fn() + Send + Sync + 'static,
 ) -> impl IntoView {
+    // The dialog is open while there is a request; closing it (Escape, Cancel) drops the
+    // request. Both directions only write on a real change: a signal notifies on every write,
+    // and two effects writing each other unconditionally would loop forever.
     let open = RwSignal::new(false);
-    Effect::new(move |_| open.set(request.with(Option::is_some)));
     Effect::new(move |_| {
-        if !open.get() {
-            request.try_set(None);
+        let want = request.with(Option::is_some);
+        if open.get_untracked() != want {
+            open.set(want);
+        }
+    });
+    Effect::new(move |_| {
+        if !open.get() && request.with_untracked(Option::is_some) {
+            request.set(None);
         }
     });
     let on_confirm = std::sync::Arc::new(on_confirm);

@@ -122,7 +122,8 @@ fn CreateKeyForm(open: RwSignal<bool>, data: AdminData) -> impl IntoView {
             .with(|c| c.as_ref().map(|p| p.items.clone()).unwrap_or_default())
     };
 
-    move || match created.get() {
+    move || {
+        match created.get() {
         Some(key) => {
             view! {
                 <div class="created-key">
@@ -233,5 +234,6 @@ fn CreateKeyForm(open: RwSignal<bool>, data: AdminData) -> impl IntoView {
             }
                 .into_any()
         }
+    }
     }
 }

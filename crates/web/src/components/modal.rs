@@ -28,7 +28,11 @@ pub fn Modal(
             class="modal"
             data-testid=testid
             aria-labelledby=labelled_by
-            on:close=move |_| open.set(false)
+            on:close=move |_| {
+                if open.get_untracked() {
+                    open.set(false);
+                }
+            }
         >
             <h2 id=title_id class="modal-title">
                 {title}

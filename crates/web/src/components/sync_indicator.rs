@@ -61,7 +61,10 @@ pub fn SyncBar() -> impl IntoView {
             }
             busy.try_set(false);
             if let Err(e) = result {
-                data.say(crate::data::NoticeKind::Error, format!("Refresh failed: {e}"));
+                data.say(
+                    crate::data::NoticeKind::Error,
+                    format!("Refresh failed: {e}"),
+                );
             }
         });
     };

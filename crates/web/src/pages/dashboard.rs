@@ -10,7 +10,10 @@ use crate::sync::config::DASHBOARD_STATS;
 pub fn Dashboard() -> impl IntoView {
     let data = AdminData::get();
     let stat = move |pick: fn(&keysync_shared::DashboardStats) -> i64| {
-        Signal::derive(move || data.stats.with(|s| s.as_ref().map(|s| format::count(pick(s)))))
+        Signal::derive(move || {
+            data.stats
+                .with(|s| s.as_ref().map(|s| format::count(pick(s))))
+        })
     };
     let hours = Signal::derive(move || {
         data.stats

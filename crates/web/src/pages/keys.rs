@@ -58,7 +58,10 @@ fn explain(failure: &ApiFailure) -> String {
     }
 }
 
-async fn patch_status(key: &LicenseKeyView, status: KeyStatus) -> Result<LicenseKeyView, ApiFailure> {
+async fn patch_status(
+    key: &LicenseKeyView,
+    status: KeyStatus,
+) -> Result<LicenseKeyView, ApiFailure> {
     let patch = PatchKey {
         status: Some(status),
         ..PatchKey::default()
@@ -129,17 +132,28 @@ pub fn Keys() -> impl IntoView {
     let ask = move |p: Pending| {
         let request = match &p {
             Pending::Revoke(k) => ConfirmRequest {
-                message: format!("Revoke {}? Software using it stops working, and this cannot be undone.", k.key),
+                message: format!(
+                    "Revoke {}? Software using it stops working, and this cannot be undone.",
+                    k.key
+                ),
                 confirm_label: "Revoke key".into(),
                 danger: true,
             },
             Pending::Delete(k) => ConfirmRequest {
-                message: format!("Delete {}? It disappears from every list, and this cannot be undone.", k.key),
+                message: format!(
+                    "Delete {}? It disappears from every list, and this cannot be undone.",
+                    k.key
+                ),
                 confirm_label: "Delete key".into(),
                 danger: true,
             },
             Pending::Batch(op, ids) => ConfirmRequest {
-                message: format!("{} {} selected key{}?", op.verb(), ids.len(), if ids.len() == 1 { "" } else { "s" }),
+                message: format!(
+                    "{} {} selected key{}?",
+                    op.verb(),
+                    ids.len(),
+                    if ids.len() == 1 { "" } else { "s" }
+                ),
                 confirm_label: format!("{} {}", op.verb(), ids.len()),
                 danger: *op != BatchOp::Suspend,
             },
@@ -155,12 +169,16 @@ pub fn Keys() -> impl IntoView {
             BatchOp::Delete => batch.delete = ids.clone(),
         }
         let n = ids.len();
-        mutate(data, format!("{n} key{} {}.", if n == 1 { "" } else { "s" }, op.past()), async move {
-            let _: KeyBatchResult =
-                api::send_json("POST", "/api/admin/keys/batch", &batch, None).await?;
-            selected.try_update(|s| s.clear());
-            Ok(())
-        });
+        mutate(
+            data,
+            format!("{n} key{} {}.", if n == 1 { "" } else { "s" }, op.past()),
+            async move {
+                let _: KeyBatchResult =
+                    api::send_json("POST", "/api/admin/keys/batch", &batch, None).await?;
+                selected.try_update(|s| s.clear());
+                Ok(())
+            },
+        );
     };
     let on_confirm = move || {
         let Some(p) = pending.get_untracked() else {
@@ -173,7 +191,12 @@ pub fn Keys() -> impl IntoView {
             }),
             Pending::Delete(k) => mutate(data, format!("{} deleted.", k.key), async move {
                 let id = k.id;
-                api::send_empty("DELETE", &format!("/api/admin/keys/{id}"), Some(&if_match(&k))).await?;
+                api::send_empty(
+                    "DELETE",
+                    &format!("/api/admin/keys/{id}"),
+                    Some(&if_match(&k)),
+                )
+                .await?;
                 selected.try_update(|s| {
                     s.remove(&id);
                 });
@@ -186,9 +209,11 @@ pub fn Keys() -> impl IntoView {
         KeyAction::Suspend(k) => mutate(data, format!("{} suspended.", k.key), async move {
             patch_status(&k, KeyStatus::Suspended).await.map(|_| ())
         }),
-        KeyAction::Reactivate(k) => mutate(data, format!("{} is active again.", k.key), async move {
-            patch_status(&k, KeyStatus::Active).await.map(|_| ())
-        }),
+        KeyAction::Reactivate(k) => {
+            mutate(data, format!("{} is active again.", k.key), async move {
+                patch_status(&k, KeyStatus::Active).await.map(|_| ())
+            })
+        }
         KeyAction::Revoke(k) => ask(Pending::Revoke(k)),
         KeyAction::Delete(k) => ask(Pending::Delete(k)),
     };
@@ -218,7 +243,10 @@ pub fn Keys() -> impl IntoView {
             })
         })
     };
-    let next_cursor = move || data.keys.with(|p| p.as_ref().and_then(|p| p.next_cursor.clone()));
+    let next_cursor = move || {
+        data.keys
+            .with(|p| p.as_ref().and_then(|p| p.next_cursor.clone()))
+    };
 
     view! {
         <section class="page" data-testid="keys-page">

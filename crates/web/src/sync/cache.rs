@@ -104,8 +104,12 @@ impl<V: Clone, C: Clock> DataCache<V, C> {
         for key in &doomed {
             self.entries.pop(key);
         }
-        self.log
-            .debug(|| format!("[Cache] Invalidated {} entries under {prefix}", doomed.len()));
+        self.log.debug(|| {
+            format!(
+                "[Cache] Invalidated {} entries under {prefix}",
+                doomed.len()
+            )
+        });
         doomed.len()
     }
 
@@ -199,7 +203,12 @@ mod tests {
     #[test]
     fn an_expired_entry_keeps_its_etag_for_a_conditional_request_and_a_304_refreshes_it() {
         let (mut c, clock) = cache(8);
-        c.set_tagged("license-keys", "page".into(), Some("\"abc\"".into()), 15_000);
+        c.set_tagged(
+            "license-keys",
+            "page".into(),
+            Some("\"abc\"".into()),
+            15_000,
+        );
         clock.advance(20_000);
 
         let revalidate = c.revalidation("license-keys");

@@ -103,7 +103,10 @@ mod tests {
 
         assert_eq!(o.interval(LICENSE_KEYS, KEYS_INTERVAL), 1000);
         assert_eq!(o.interval(DASHBOARD_STATS, STATS_INTERVAL), MIN_INTERVAL);
-        assert_eq!(o.interval(CUSTOMERS, CUSTOMERS_INTERVAL), CUSTOMERS_INTERVAL);
+        assert_eq!(
+            o.interval(CUSTOMERS, CUSTOMERS_INTERVAL),
+            CUSTOMERS_INTERVAL
+        );
         assert!(o.push_disabled);
     }
 

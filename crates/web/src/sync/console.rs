@@ -72,26 +72,25 @@ pub fn install() {
     });
     set(&sync, "getStatus", &get_status.into_js_value());
     let refresh = Closure::<dyn Fn(String) -> js_sys::Promise>::new(|key: String| {
-        wasm_bindgen_futures::future_to_promise(async move {
-            promise_of(manager().refresh(&key).await)
-        })
+        wasm_bindgen_futures::future_to_promise(
+            async move { promise_of(manager().refresh(&key).await) },
+        )
     });
     set(&sync, "refresh", &refresh.into_js_value());
     let refresh_all = Closure::<dyn Fn() -> js_sys::Promise>::new(|| {
-        wasm_bindgen_futures::future_to_promise(async move {
-            promise_of(manager().refresh_all().await)
-        })
+        wasm_bindgen_futures::future_to_promise(
+            async move { promise_of(manager().refresh_all().await) },
+        )
     });
     set(&sync, "refreshAll", &refresh_all.into_js_value());
-    let set_level = Closure::<dyn Fn(String) -> bool>::new(|level: String| {
-        match Level::parse(&level) {
+    let set_level =
+        Closure::<dyn Fn(String) -> bool>::new(|level: String| match Level::parse(&level) {
             Some(level) => {
                 super::logger().set_level(level);
                 true
             }
             None => false,
-        }
-    });
+        });
     set(&sync, "setLogLevel", &set_level.into_js_value());
     let resources =
         Closure::<dyn Fn() -> f64>::new(|| manager().resources() as f64).into_js_value();
@@ -106,9 +105,15 @@ pub fn install() {
     });
     set(&cache, "invalidate", &invalidate.into_js_value());
     let invalidate_prefix = Closure::<dyn Fn(String) -> f64>::new(|prefix: String| {
-        super::shared_cache().borrow_mut().invalidate_prefix(&prefix) as f64
+        super::shared_cache()
+            .borrow_mut()
+            .invalidate_prefix(&prefix) as f64
     });
-    set(&cache, "invalidatePrefix", &invalidate_prefix.into_js_value());
+    set(
+        &cache,
+        "invalidatePrefix",
+        &invalidate_prefix.into_js_value(),
+    );
     let keys = Closure::<dyn Fn() -> JsValue>::new(|| {
         super::shared_cache()
             .borrow()

@@ -40,6 +40,7 @@ pub type FetchFuture = Pin<Box<dyn Future<Output = Result<(), String>>>>;
 pub type Fetcher = Rc<dyn Fn(Trigger) -> FetchFuture>;
 
 type Waiter = oneshot::Sender<Result<(), String>>;
+type Observer = (u64, Rc<dyn Fn()>);
 
 /// Push stream reconnect backoff: 1 s doubling to 30 s.
 const PUSH_RETRY_BASE: Millis = 1_000;
@@ -67,7 +68,7 @@ struct Inner {
     /// The stream dropped since it was last live: on reconnect, refresh what may have been missed.
     push_dropped: Cell<bool>,
     overrides: Overrides,
-    observers: RefCell<Vec<(u64, Rc<dyn Fn()>)>>,
+    observers: RefCell<Vec<Observer>>,
     next_observer: Cell<u64>,
     refreshing_all: Cell<u32>,
     log: Logger,
@@ -321,7 +322,11 @@ impl Inner {
 
     /// Starts a fetch of `key` unless one is running (then it reruns once when done). The
     /// receiver resolves with the outcome of the fetch that satisfies this request.
-    fn launch(self: &Rc<Self>, key: &str, trigger: Trigger) -> oneshot::Receiver<Result<(), String>> {
+    fn launch(
+        self: &Rc<Self>,
+        key: &str,
+        trigger: Trigger,
+    ) -> oneshot::Receiver<Result<(), String>> {
         let (tx, rx) = oneshot::channel();
         let begin = self.registry.borrow_mut().begin(key);
         match begin {
@@ -399,7 +404,9 @@ impl Inner {
     fn reschedule(self: &Rc<Self>) {
         let wake = self.registry.borrow().next_wake();
         let timer = wake.map(|at| {
-            let delay = at.saturating_sub(BrowserClock.now()).min(i32::MAX as Millis) as u32;
+            let delay = at
+                .saturating_sub(BrowserClock.now())
+                .min(i32::MAX as Millis) as u32;
             let weak: Weak<Self> = Rc::downgrade(self);
             Timeout::new(delay, move || {
                 leptos::task::spawn_local(async move {
@@ -421,7 +428,12 @@ impl Inner {
     }
 
     fn notify(&self) {
-        let observers: Vec<_> = self.observers.borrow().iter().map(|(_, o)| o.clone()).collect();
+        let observers: Vec<_> = self
+            .observers
+            .borrow()
+            .iter()
+            .map(|(_, o)| o.clone())
+            .collect();
         for observer in observers {
             observer();
         }
@@ -458,7 +470,9 @@ impl Inner {
                 let weak = weak.clone();
                 move || {
                     if let Some(inner) = weak.upgrade() {
-                        inner.log.info(|| "[DataSync] Push reset: resynchronising".into());
+                        inner
+                            .log
+                            .info(|| "[DataSync] Push reset: resynchronising".into());
                         inner.push.borrow_mut().take();
                         let again = inner.clone();
                         leptos::task::spawn_local(async move {
@@ -477,7 +491,8 @@ impl Inner {
         };
         let stream = PushStream::open(handlers);
         if stream.is_none() {
-            self.log.warn(|| "[DataSync] EventSource unavailable: polling only".into());
+            self.log
+                .warn(|| "[DataSync] EventSource unavailable: polling only".into());
         }
         *self.push.borrow_mut() = stream;
     }
@@ -521,9 +536,8 @@ impl Inner {
         self.push_dropped.set(true);
         self.registry.borrow_mut().set_push_live(false);
         let delay = self.push_backoff.borrow_mut().next_delay();
-        self.log.info(|| {
-            format!("[DataSync] Push stream dropped: polling, reconnecting in {delay}ms")
-        });
+        self.log
+            .info(|| format!("[DataSync] Push stream dropped: polling, reconnecting in {delay}ms"));
         let weak = Rc::downgrade(self);
         *self.push_retry.borrow_mut() = Some(Timeout::new(delay as u32, move || {
             leptos::task::spawn_local(async move {

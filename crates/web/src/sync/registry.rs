@@ -310,7 +310,11 @@ impl<C: Clock> Registry<C> {
         self.log.info(|| {
             format!(
                 "[DataSync] {}",
-                if online { "Back online" } else { "Offline: paused" }
+                if online {
+                    "Back online"
+                } else {
+                    "Offline: paused"
+                }
             )
         });
         resumed
@@ -426,7 +430,10 @@ impl<C: Clock> Registry<C> {
                 source.failures = 0;
                 source.next_due = now + Self::pace(push_live, &source.options);
                 self.log.debug(|| format!("[DataSync] Synced {key}"));
-                Finished { rerun, report: None }
+                Finished {
+                    rerun,
+                    report: None,
+                }
             }
             Err(message) => {
                 source.failures = source.failures.saturating_add(1);
@@ -576,7 +583,10 @@ mod tests {
         assert_eq!(first, Begin::Started);
         assert_eq!(second, Begin::Joined);
         assert_eq!(third, Begin::Joined);
-        assert!(rerun, "the joined requests asked for data newer than the running fetch");
+        assert!(
+            rerun,
+            "the joined requests asked for data newer than the running fetch"
+        );
         assert_eq!(r.status()[0].fetch_count, 1, "only one request was made");
         assert!(r.due().is_empty(), "an in-flight source is never due twice");
     }
@@ -654,7 +664,11 @@ mod tests {
         assert_eq!(wake_while_hidden, None, "no timer needed while hidden");
         assert!(resumed);
         assert_eq!(r.indicator(), Indicator::Polling);
-        assert_eq!(r.due(), vec!["license-keys"], "overdue sources run on return");
+        assert_eq!(
+            r.due(),
+            vec!["license-keys"],
+            "overdue sources run on return"
+        );
     }
 
     #[test]
@@ -693,7 +707,10 @@ mod tests {
         r.set_push_live(false);
         let dropped_due = r.due();
 
-        assert_eq!(live, (Indicator::Live, Some(synced + 15_000 * PUSH_SAFETY_FACTOR)));
+        assert_eq!(
+            live,
+            (Indicator::Live, Some(synced + 15_000 * PUSH_SAFETY_FACTOR))
+        );
         assert!(due_live.is_empty());
         assert_eq!(
             dropped_due,
@@ -750,7 +767,10 @@ mod tests {
         let delays: Vec<_> = (0..7).map(|_| b.next_delay()).collect();
         b.reset();
 
-        assert_eq!(delays, vec![1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+        assert_eq!(
+            delays,
+            vec![1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]
+        );
         assert_eq!(b.next_delay(), 1_000);
     }
 }

@@ -614,3 +614,237 @@ async fn a_hidden_tab_makes_no_polling_requests_and_every_source_refreshes_when_
     .await;
     browser.close().await.unwrap();
 }
+
+/// A signed-in API client for arranging data the way another admin would.
+async fn owner_api(server: &ServerProcess) -> reqwest::Client {
+    let api = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = api
+        .post(format!("{}/api/auth/login", server.address))
+        .json(&json!({"email": OWNER, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert!(login.status().is_success());
+    api
+}
+
+async fn batch_create(api: &reqwest::Client, server: &ServerProcess, count: u32, notes: &str) {
+    let response = api
+        .post(format!("{}/api/admin/keys/batch", server.address))
+        .json(&json!({"create": {"count": count, "notes": notes}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+}
+
+async fn visible_rows(browser: &Browser) -> Vec<(String, String)> {
+    let rows = browser
+        .js(
+            "return [...document.querySelectorAll('[data-testid=key-row]')] \
+             .map(r => [r.dataset.key, r.dataset.status]);",
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(rows).unwrap()
+}
+
+async fn text_of(browser: &Browser, css: &str) -> String {
+    browser
+        .wait_for(css, WAIT)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_pages_searches_filters_sorts_and_acts_on_several_keys_at_once() {
+    // Arrange: 23 bulk keys and 2 to find, made through the API by the owner.
+    let server = start_server();
+    let api = owner_api(&server).await;
+    batch_create(&api, &server, 23, "bulk").await;
+    batch_create(&api, &server, 2, "findme").await;
+    let browser = Browser::start().await.unwrap();
+    browser
+        .sign_in(&server.address, OWNER, PASSWORD)
+        .await
+        .unwrap();
+    click(&browser, "[data-testid=nav-keys]").await;
+    browser
+        .wait_for("[data-testid=key-row]", WAIT)
+        .await
+        .unwrap();
+    browser.js("window.__sameDocument = true;").await.unwrap();
+
+    // Pages of 20.
+    wait_until(
+        &browser,
+        "return document.querySelectorAll('[data-testid=key-row]').length === 20;",
+    )
+    .await;
+    assert_eq!(
+        text_of(&browser, "[data-testid=keys-count]").await,
+        "1–20 of 25"
+    );
+    click(&browser, "[data-testid=keys-next]").await;
+    wait_until(
+        &browser,
+        "return document.querySelectorAll('[data-testid=key-row]').length === 5;",
+    )
+    .await;
+    assert_eq!(
+        text_of(&browser, "[data-testid=keys-count]").await,
+        "21–25 of 25"
+    );
+    click(&browser, "[data-testid=keys-prev]").await;
+    wait_until(
+        &browser,
+        "return document.querySelectorAll('[data-testid=key-row]').length === 20;",
+    )
+    .await;
+
+    // Sorting by key, ascending.
+    click(&browser, "[data-testid=sort-key]").await;
+    wait_until(
+        &browser,
+        "const k = [...document.querySelectorAll('[data-testid=key-row]')].map(r => r.dataset.key); \
+         return k.length === 20 && k.every((x, i) => i === 0 || k[i - 1] < x);",
+    )
+    .await;
+
+    // Search.
+    browser
+        .wait_for("[data-testid=keys-search]", WAIT)
+        .await
+        .unwrap()
+        .send_keys("findme")
+        .await
+        .unwrap();
+    wait_until(
+        &browser,
+        "return document.querySelectorAll('[data-testid=key-row]').length === 2;",
+    )
+    .await;
+    let found = visible_rows(&browser).await;
+
+    // Act: select both and suspend them in one batch.
+    click(&browser, "[data-testid=select-all]").await;
+    assert_eq!(
+        text_of(&browser, "[data-testid=batch-bar] span").await,
+        "2 selected"
+    );
+    click(&browser, "[data-testid=batch-suspend]").await;
+    click(&browser, "[data-testid=confirm-ok]").await;
+    wait_until(
+        &browser,
+        "const r = [...document.querySelectorAll('[data-testid=key-row]')]; \
+         return r.length === 2 && r.every(x => x.dataset.status === 'suspended');",
+    )
+    .await;
+    browser.screenshot("keys-batch-suspended").await.unwrap();
+
+    // The status filter shows exactly them; a batch delete empties it.
+    browser
+        .wait_for("[data-testid=keys-search]", WAIT)
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    browser
+        .js("document.querySelector('[data-testid=keys-search]').dispatchEvent(new Event('input', {bubbles: true}));")
+        .await
+        .unwrap();
+    browser
+        .wait_for("[data-testid=keys-status-filter]", WAIT)
+        .await
+        .unwrap()
+        .select_by_value("suspended")
+        .await
+        .unwrap();
+    wait_until(
+        &browser,
+        "return document.querySelectorAll('[data-testid=key-row]').length === 2;",
+    )
+    .await;
+    let suspended = visible_rows(&browser).await;
+    click(&browser, "[data-testid=select-all]").await;
+    click(&browser, "[data-testid=batch-delete]").await;
+    click(&browser, "[data-testid=confirm-ok]").await;
+    browser
+        .wait_for("[data-testid=keys-empty]", WAIT)
+        .await
+        .unwrap();
+    let empty_text = text_of(&browser, "[data-testid=keys-empty]").await;
+    let stats: Value = api
+        .get(format!("{}/api/admin/stats", server.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let same_document = browser
+        .js("return window.__sameDocument === true;")
+        .await
+        .unwrap();
+
+    // Assert
+    let mut found_keys: Vec<_> = found.iter().map(|(k, _)| k.clone()).collect();
+    let mut suspended_keys: Vec<_> = suspended.iter().map(|(k, _)| k.clone()).collect();
+    found_keys.sort();
+    suspended_keys.sort();
+    assert_eq!(
+        found_keys, suspended_keys,
+        "the filter shows the two suspended keys"
+    );
+    assert_eq!(empty_text, "No keys match this search or filter.");
+    assert_eq!(
+        stats["keys"]["total"],
+        json!(23),
+        "the batch delete reached the database"
+    );
+    assert_eq!(same_document, json!(true), "no page reload happened");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn when_the_server_goes_away_the_indicator_turns_red_and_the_last_good_data_stays() {
+    // Arrange
+    let mut server = start_server();
+    let api = owner_api(&server).await;
+    batch_create(&api, &server, 3, "kept").await;
+    let browser = Browser::start().await.unwrap();
+    open_with(&browser, &server.address, every_source(300), true).await;
+    click(&browser, "[data-testid=nav-keys]").await;
+    wait_until(
+        &browser,
+        "return document.querySelectorAll('[data-testid=key-row]').length === 3;",
+    )
+    .await;
+    wait_for_state(&browser, "live").await;
+    let before = visible_rows(&browser).await;
+
+    // Act
+    server
+        .signal_and_wait("KILL", Duration::from_secs(10))
+        .unwrap();
+    wait_for_state(&browser, "failing").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = visible_rows(&browser).await;
+    let banner = text_of(&browser, "[data-testid=keys-error]").await;
+    browser.screenshot("keys-server-unreachable").await.unwrap();
+
+    // Assert
+    assert_eq!(after, before, "the last good data stays on screen");
+    assert!(
+        banner.contains("Showing the last keys received"),
+        "{banner}"
+    );
+    browser.close().await.unwrap();
+}

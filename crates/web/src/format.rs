@@ -60,6 +60,16 @@ pub fn interval(ms: Millis) -> String {
     }
 }
 
+/// `text` as a sentence: a final full stop unless it has one.
+pub fn sentence(text: &str) -> String {
+    let text = text.trim();
+    if text.ends_with(['.', '!', '?']) {
+        text.to_owned()
+    } else {
+        format!("{text}.")
+    }
+}
+
 /// The end of the given day (`YYYY-MM-DD`, from a date input) in UTC.
 pub fn end_of_day(input: &str) -> Option<DateTime<Utc>> {
     let mut parts = input.trim().splitn(3, '-');
@@ -89,6 +99,12 @@ mod tests {
         assert_eq!(date(&at), "2027-01-05");
         assert_eq!(date_time(&at), "2027-01-05 23:59 UTC");
         assert_eq!(hour(&at), "23:00");
+    }
+
+    #[test]
+    fn messages_end_as_sentences() {
+        assert_eq!(sentence("Server down"), "Server down.");
+        assert_eq!(sentence("Failed (x). "), "Failed (x).");
     }
 
     #[test]

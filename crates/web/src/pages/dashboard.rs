@@ -29,8 +29,8 @@ pub fn Dashboard() -> impl IntoView {
                     .map(|e| {
                         view! {
                             <p class="banner banner-error" role="alert" data-testid="stats-error">
-                                "The numbers could not be refreshed (" {e}
-                                "). Showing the last ones received."
+                                "The numbers could not be refreshed: " {format::sentence(&e)}
+                                " Showing the last ones received."
                             </p>
                         }
                     })

@@ -271,8 +271,8 @@ pub fn Keys() -> impl IntoView {
                     .map(|e| {
                         view! {
                             <p class="banner banner-error" role="alert" data-testid="keys-error">
-                                "The list could not be refreshed (" {e}
-                                "). Showing the last keys received."
+                                "The list could not be refreshed: " {format::sentence(&e)}
+                                " Showing the last keys received."
                             </p>
                         }
                     })

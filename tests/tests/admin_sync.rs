@@ -351,6 +351,8 @@ async fn a_key_created_in_one_session_shows_in_another_within_a_second_by_push_a
     let polled = time_until_row(&b, &polled_key, Duration::from_secs(10)).await;
     b.screenshot("keys-second-session").await.unwrap();
 
+    eprintln!("pushed: {pushed:?}, polled: {polled:?} (interval {interval:?})");
+
     // Assert: one interval, plus the time a request and a render take.
     let slack = Duration::from_millis(500);
     assert!(
@@ -846,5 +848,72 @@ async fn when_the_server_goes_away_the_indicator_turns_red_and_the_last_good_dat
         banner.contains("Showing the last keys received"),
         "{banner}"
     );
+    browser.close().await.unwrap();
+}
+
+async fn effective_interval(browser: &Browser, key: &str) -> Value {
+    browser
+        .js(&format!(
+            "return dataSyncManager.getStatus().find(s => s.key === '{key}').effectiveInterval;"
+        ))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn when_the_push_stream_drops_polling_takes_over_at_the_intervals_and_the_stream_reconnects()
+{
+    // Arrange: a server on a fixed port, so a second one can take its place on the same database.
+    let port = keysync_e2e::free_port().to_string();
+    let dist = built_dist().unwrap();
+    let env = [
+        ("KEYSYNC_DIST_DIR", dist.to_str().unwrap()),
+        ("KEYSYNC_ADMIN_EMAIL", OWNER),
+        ("KEYSYNC_ADMIN_PASSWORD", PASSWORD),
+        ("KEYSYNC_LOG", "warn"),
+        ("KEYSYNC_PORT", port.as_str()),
+    ];
+    let mut first = ServerProcess::start(&env).unwrap();
+    let browser = Browser::start().await.unwrap();
+    open_with(&browser, &first.address, every_source(500), true).await;
+    click(&browser, "[data-testid=nav-keys]").await;
+    browser
+        .wait_for("[data-testid=keys-empty]", WAIT)
+        .await
+        .unwrap();
+    wait_for_state(&browser, "live").await;
+    let while_live = effective_interval(&browser, "license-keys").await;
+
+    // Act: the server goes away (the stream drops), then comes back with a change made meanwhile.
+    first
+        .signal_and_wait("KILL", Duration::from_secs(10))
+        .unwrap();
+    wait_for_state(&browser, "failing").await;
+    let while_dropped = effective_interval(&browser, "license-keys").await;
+    let db = first.database_path();
+    let mut env_again = env.to_vec();
+    env_again.push(("KEYSYNC_DATABASE_URL", db.to_str().unwrap()));
+    let second = ServerProcess::start(&env_again).unwrap();
+    let api = owner_api(&second).await;
+    batch_create(&api, &second, 1, "made while the stream was down").await;
+
+    // Assert: polling picks the key up, and the stream is live again after its backoff.
+    wait_until(
+        &browser,
+        "return document.querySelectorAll('[data-testid=key-row]').length === 1;",
+    )
+    .await;
+    wait_for_state(&browser, "live").await;
+    assert_eq!(
+        while_live,
+        json!(4000),
+        "push live: polling is a safety net at 8x"
+    );
+    assert_eq!(
+        while_dropped,
+        json!(500),
+        "stream down: back to the configured interval"
+    );
+    drop(second);
     browser.close().await.unwrap();
 }

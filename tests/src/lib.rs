@@ -61,7 +61,7 @@ pub struct ServerProcess {
     pub address: String,
     output: mpsc::Receiver<String>,
     startup_output: Vec<String>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl ServerProcess {
@@ -125,7 +125,7 @@ impl ServerProcess {
                             address,
                             output: rx,
                             startup_output: seen,
-                            _dir: dir,
+                            dir,
                         });
                     }
                 }
@@ -149,6 +149,40 @@ impl ServerProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The SQLite file this server uses, for CLI commands against the same database.
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.path().join("keysync.db")
+    }
+
+    /// Creates an admin with `role` and `password` in this server's database, through
+    /// `keysync admin create --password-stdin` as an operator would.
+    pub fn create_admin(&self, email: &str, role: &str, password: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut child = Command::new(keysync_binary()?)
+            .args(["admin", "create", "--email", email, "--role", role])
+            .arg("--password-stdin")
+            .env("KEYSYNC_DATABASE_URL", self.database_path())
+            .env("KEYSYNC_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("run keysync admin create")?;
+        child
+            .stdin
+            .take()
+            .context("stdin of keysync admin create")?
+            .write_all(format!("{password}\n").as_bytes())?;
+        let output = child.wait_with_output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "keysync admin create failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
     }
 
     /// Sends `signal` (e.g. `TERM`) and waits up to `timeout` for the process to exit.
@@ -250,6 +284,60 @@ impl Browser {
         Ok(path)
     }
 
+    /// Runs `script` (a function body; `return` a value) in the page.
+    pub async fn js(&self, script: &str) -> anyhow::Result<serde_json::Value> {
+        Ok(self.client.execute(script, Vec::new()).await?)
+    }
+
+    /// Sends a Chrome DevTools protocol command through ChromeDriver's `goog/cdp/execute`.
+    pub async fn cdp(
+        &self,
+        cmd: &str,
+        params: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        Ok(self
+            .client
+            .issue_cmd(CdpCommand {
+                cmd: cmd.to_owned(),
+                params,
+            })
+            .await?)
+    }
+
+    /// Waits up to `timeout` for an element matching `css`.
+    pub async fn wait_for(
+        &self,
+        css: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<fantoccini::elements::Element> {
+        self.client
+            .wait()
+            .at_most(timeout)
+            .for_element(fantoccini::Locator::Css(css))
+            .await
+            .with_context(|| format!("no element matching {css} within {timeout:?}"))
+    }
+
+    /// Signs in through the login form at `address` and waits for the dashboard.
+    pub async fn sign_in(&self, address: &str, email: &str, password: &str) -> anyhow::Result<()> {
+        self.client.goto(&format!("{address}/login")).await?;
+        self.wait_for("[data-testid=login-email]", Duration::from_secs(20))
+            .await?
+            .send_keys(email)
+            .await?;
+        self.wait_for("[data-testid=login-password]", Duration::from_secs(5))
+            .await?
+            .send_keys(password)
+            .await?;
+        self.wait_for("[data-testid=login-submit]", Duration::from_secs(5))
+            .await?
+            .click()
+            .await?;
+        self.wait_for("[data-testid=dashboard]", Duration::from_secs(20))
+            .await?;
+        Ok(())
+    }
+
     pub async fn close(self) -> anyhow::Result<()> {
         self.client.clone().close().await?;
         Ok(())
@@ -260,5 +348,30 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// A raw `POST /session/{id}/goog/cdp/execute`: one Chrome DevTools protocol command.
+#[derive(Debug)]
+pub struct CdpCommand {
+    pub cmd: String,
+    pub params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for CdpCommand {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({"cmd": self.cmd, "params": self.params});
+        (http::Method::POST, Some(body.to_string()))
     }
 }

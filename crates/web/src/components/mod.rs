@@ -1,0 +1,17 @@
+//! Reusable pieces of the admin screens.
+
+mod chart;
+mod confirm_dialog;
+mod create_dialog;
+pub mod key_table;
+mod modal;
+mod stat_card;
+mod sync_indicator;
+
+pub use chart::ValidationsChart;
+pub use confirm_dialog::{ConfirmDialog, ConfirmRequest};
+pub use create_dialog::CreateKeyDialog;
+pub use key_table::KeyTable;
+pub use modal::Modal;
+pub use stat_card::StatCard;
+pub use sync_indicator::SyncBar;

@@ -1,0 +1,102 @@
+use leptos::prelude::*;
+
+use crate::api;
+use crate::components::SyncBar;
+use crate::data::{provide_admin_data, AdminData, NoticeKind};
+use crate::pages::{Dashboard, Keys, NotFound};
+use crate::router::{self, AdminPage, Link, Location, Redirect};
+use crate::session::{Auth, Session};
+
+/// `/admin/*`: signed-in admins only. Everyone else goes to `/login`.
+#[component]
+pub fn AdminShell() -> impl IntoView {
+    let session = Session::get();
+    let state = Memo::new(move |_| match session.0.get() {
+        Auth::Checking => 0u8,
+        Auth::SignedOut => 1,
+        Auth::SignedIn(_) => 2,
+    });
+    move || match state.get() {
+        0 => view! { <p class="loading-page" aria-busy="true">"Loading…"</p> }.into_any(),
+        1 => view! { <Redirect path="/login" /> }.into_any(),
+        _ => view! { <SignedInShell session=session /> }.into_any(),
+    }
+}
+
+#[component]
+fn SignedInShell(session: Session) -> impl IntoView {
+    let data = provide_admin_data(session);
+    let sign_out = move |_| {
+        leptos::task::spawn_local(async move {
+            let _ = api::send_empty("POST", "/api/auth/logout", None).await;
+            crate::sync::shared_cache().borrow_mut().clear();
+            session.0.set(Auth::SignedOut);
+        });
+    };
+    let who = move || session.admin();
+    let location = Location::get();
+    let page = Memo::new(move |_| router::admin_page(&location.path()));
+    view! {
+        <div class="shell">
+            <aside class="sidebar">
+                <nav aria-label="Admin">
+                    <Link href="/admin" testid="nav-dashboard">
+                        "Dashboard"
+                    </Link>
+                    <Link href="/admin/keys" testid="nav-keys">
+                        "License keys"
+                    </Link>
+                </nav>
+                <div class="sidebar-user" data-testid="current-user">
+                    <span class="user-email">{move || who().map(|a| a.email).unwrap_or_default()}</span>
+                    <span class="badge badge-role">
+                        {move || who().map(|a| a.role.as_str()).unwrap_or_default()}
+                    </span>
+                    <button type="button" class="btn btn-small" data-testid="sign-out" on:click=sign_out>
+                        "Sign out"
+                    </button>
+                </div>
+            </aside>
+            <div class="shell-main">
+                <SyncBar />
+                <Notice data=data />
+                {move || match page.get() {
+                    AdminPage::Dashboard => view! { <Dashboard /> }.into_any(),
+                    AdminPage::Keys => view! { <Keys /> }.into_any(),
+                    AdminPage::NotFound => view! { <NotFound /> }.into_any(),
+                }}
+            </div>
+        </div>
+    }
+}
+
+#[component]
+fn Notice(data: AdminData) -> impl IntoView {
+    view! {
+        <div class="notice-area" role="status" aria-live="polite">
+            {move || {
+                data.notice
+                    .get()
+                    .map(|n| {
+                        let class = match n.kind {
+                            NoticeKind::Success => "notice notice-success",
+                            NoticeKind::Error => "notice notice-error",
+                        };
+                        view! {
+                            <div class=class data-testid="notice">
+                                <span>{n.text}</span>
+                                <button
+                                    type="button"
+                                    class="notice-close"
+                                    aria-label="Dismiss"
+                                    on:click=move |_| data.notice.set(None)
+                                >
+                                    "×"
+                                </button>
+                            </div>
+                        }
+                    })
+            }}
+        </div>
+    }
+}

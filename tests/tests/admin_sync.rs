@@ -559,9 +559,28 @@ async fn a_viewer_sees_the_keys_but_no_write_controls() {
         .await
         .unwrap();
     browser.screenshot("keys-viewer").await.unwrap();
+    // The same page on a phone-sized screen (DevTools device emulation): the page itself never
+    // scrolls sideways; only the table does, inside its own container.
+    browser
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let page_width = browser
+        .js("return document.documentElement.scrollWidth;")
+        .await
+        .unwrap();
+    browser.screenshot("keys-viewer-mobile").await.unwrap();
 
     // Assert
     assert_eq!(write_controls, json!(0));
+    assert!(
+        page_width.as_u64().unwrap() <= 390,
+        "no sideways page scroll: {page_width}"
+    );
     browser.close().await.unwrap();
 }
 

@@ -379,8 +379,25 @@ async fn get_status_in_the_page_lists_every_registered_source_and_signing_out_le
         .await
         .unwrap();
     browser.screenshot("login").await.unwrap();
+    // Record the console from here on; signing in below navigates without a reload.
     browser
-        .sign_in(&server.address, OWNER, PASSWORD)
+        .js("window.__logs = []; for (const level of ['log', 'info', 'debug', 'warn']) { \
+               const original = console[level].bind(console); \
+               console[level] = (...args) => { window.__logs.push(args.join(' ')); original(...args); }; }")
+        .await
+        .unwrap();
+    for (field, text) in [("login-email", OWNER), ("login-password", PASSWORD)] {
+        browser
+            .wait_for(&format!("[data-testid={field}]"), WAIT)
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    click(&browser, "[data-testid=login-submit]").await;
+    browser
+        .wait_for("[data-testid=dashboard]", WAIT)
         .await
         .unwrap();
     wait_until(
@@ -404,6 +421,18 @@ async fn get_status_in_the_page_lists_every_registered_source_and_signing_out_le
              dataSyncManager.getStatus().find(s => s.key === 'license-keys').fetchCount);")
         .await
         .unwrap();
+    // An unchanged dataset: every revalidation is a 304 (Resource Timing's responseStatus;
+    // entries are queued a moment after a fetch resolves, hence the pause).
+    let statuses = browser
+        .js(
+            "performance.clearResourceTimings(); return dataSyncManager.refreshAll() \
+             .then(() => new Promise(done => setTimeout(done, 300))).then(() => \
+             performance.getEntriesByType('resource').filter(e => e.name.includes('/api/admin/') \
+               && !e.name.includes('/api/admin/events')).map(e => e.responseStatus));",
+        )
+        .await
+        .unwrap();
+    let logs = browser.js("return window.__logs;").await.unwrap();
     let cleared = browser
         .js("dataCache.clear(); return dataCache.keys().length;")
         .await
@@ -442,6 +471,23 @@ async fn get_status_in_the_page_lists_every_registered_source_and_signing_out_le
         refreshed.as_u64().unwrap() > keys_count,
         "refresh(key) fetched"
     );
+    assert_eq!(
+        statuses,
+        json!([304, 304, 304, 304]),
+        "idle polls cost no body"
+    );
+    let logs: Vec<String> = serde_json::from_value(logs).unwrap();
+    for line in [
+        "[DataSync] Registered license-keys with 15000ms interval",
+        "[DataSync] Registered dashboard-stats with 30000ms interval",
+        "[Cache] Miss for dashboard-stats, fetching...",
+        "[DataSync] Manual refresh completed for license-keys",
+    ] {
+        assert!(
+            logs.iter().any(|l| l == line),
+            "console shows {line:?}: {logs:?}"
+        );
+    }
     assert_eq!(cleared, json!(0));
 
     // Act: sign out, which unmounts every component that registered a source.
@@ -513,9 +559,28 @@ async fn a_viewer_sees_the_keys_but_no_write_controls() {
         .await
         .unwrap();
     browser.screenshot("keys-viewer").await.unwrap();
+    // The same page on a phone-sized screen (DevTools device emulation): the page itself never
+    // scrolls sideways; only the table does, inside its own container.
+    browser
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let page_width = browser
+        .js("return document.documentElement.scrollWidth;")
+        .await
+        .unwrap();
+    browser.screenshot("keys-viewer-mobile").await.unwrap();
 
     // Assert
     assert_eq!(write_controls, json!(0));
+    assert!(
+        page_width.as_u64().unwrap() <= 390,
+        "no sideways page scroll: {page_width}"
+    );
     browser.close().await.unwrap();
 }
 

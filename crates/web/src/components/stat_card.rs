@@ -6,7 +6,9 @@ pub fn StatCard(
     label: &'static str,
     testid: &'static str,
     #[prop(into)] value: Signal<Option<String>>,
-    #[prop(optional)] hint: Option<&'static str>,
+    /// A second line, e.g. the all-time figure under a 24-hour one.
+    #[prop(optional, into)]
+    hint: Option<Signal<String>>,
     #[prop(optional)] tone: Option<&'static str>,
 ) -> impl IntoView {
     view! {
@@ -15,7 +17,7 @@ pub fn StatCard(
             <div class="stat-value" aria-busy=move || value.with(Option::is_none).to_string()>
                 {move || value.get().unwrap_or_else(|| "—".into())}
             </div>
-            {hint.map(|h| view! { <div class="stat-hint">{h}</div> })}
+            {hint.map(|h| view! { <div class="stat-hint">{move || h.get()}</div> })}
         </div>
     }
 }

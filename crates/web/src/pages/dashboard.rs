@@ -15,6 +15,15 @@ pub fn Dashboard() -> impl IntoView {
                 .with(|s| s.as_ref().map(|s| format::count(pick(s))))
         })
     };
+    let all_time = move |pick: fn(&keysync_shared::DashboardStats) -> i64| {
+        Signal::derive(move || {
+            data.stats.with(|s| {
+                s.as_ref()
+                    .map(|s| format!("{} all time", format::count(pick(s))))
+                    .unwrap_or_default()
+            })
+        })
+    };
     let hours = Signal::derive(move || {
         data.stats
             .with(|s| s.as_ref().map(|s| s.validations_hourly.clone()))
@@ -51,9 +60,14 @@ pub fn Dashboard() -> impl IntoView {
                     label="Validations (24 h)"
                     testid="stat-validations"
                     value=stat(|s| s.validations_24h)
-                    hint="all time in the chart caption"
+                    hint=all_time(|s| s.validations_total)
                 />
-                <StatCard label="Downloads (24 h)" testid="stat-downloads" value=stat(|s| s.downloads_24h) />
+                <StatCard
+                    label="Downloads (24 h)"
+                    testid="stat-downloads"
+                    value=stat(|s| s.downloads_24h)
+                    hint=all_time(|s| s.downloads_total)
+                />
             </div>
             <div class="card">
                 <h2>"Validations, last 24 hours"</h2>

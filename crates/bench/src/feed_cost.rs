@@ -42,14 +42,25 @@ fn fill(engine: Engine, url: &str, n: i64) -> anyhow::Result<()> {
 /// Waits until the server's change-feed follower has read the entries just inserted (it
 /// publishes them to push subscribers), so the measurement sees a feed at rest, not a catch-up.
 async fn settle(server: &BenchServer, client: &reqwest::Client) -> anyhow::Result<()> {
-    let latest: serde_json::Value = client.get(server.url("/api/admin/sync")).send().await?.json().await?;
+    let latest: serde_json::Value = client
+        .get(server.url("/api/admin/sync"))
+        .send()
+        .await?
+        .json()
+        .await?;
     let target: i64 = latest["next"].as_str().unwrap_or("0").parse()?;
     let mut stream = client.get(server.url("/api/admin/events")).send().await?;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
     let mut buffer = String::new();
     loop {
         if let Some(start) = buffer.find("id: ") {
-            let id: i64 = buffer[start + 4..].lines().next().unwrap_or("0").trim().parse().unwrap_or(0);
+            let id: i64 = buffer[start + 4..]
+                .lines()
+                .next()
+                .unwrap_or("0")
+                .trim()
+                .parse()
+                .unwrap_or(0);
             if id >= target {
                 return Ok(());
             }

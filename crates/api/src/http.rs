@@ -96,6 +96,16 @@ pub fn feed_etag(cursor: i64, req: &HttpRequest) -> String {
     format!("\"f{cursor}-{}\"", hex::encode(&digest[..8]))
 }
 
+/// [`feed_etag`] for `req` at the feed's current position (one index lookup).
+pub async fn current_feed_etag(state: &AppState, req: &HttpRequest) -> Result<String, ApiError> {
+    use crate::db::changes::ChangeStore;
+    let position = state
+        .db
+        .run(|conn| crate::with_store!(conn, |store| store.feed_position().map_err(ApiError::from)))
+        .await?;
+    Ok(feed_etag(position, req))
+}
+
 /// `true` when the request's `If-None-Match` already names `etag`.
 pub fn client_has(req: &HttpRequest, etag: &str) -> bool {
     if_none_match(req.headers(), etag)

@@ -7,7 +7,6 @@ use serde_json::json;
 
 use super::license_keys::{check_precondition, set_status_in};
 use crate::auth::AuthAdmin;
-use crate::db::changes::ChangeStore;
 use crate::db::customers::{
     CustomerChanges, CustomerPageRequest, CustomerRow, CustomerSort, CustomerStore, NewCustomer,
 };
@@ -17,8 +16,8 @@ use crate::db::{Db, Store};
 use crate::domain::Email;
 use crate::error::ApiError;
 use crate::http::{
-    client_has, conditional_json, feed_etag, json_with_version, not_modified, require_if_match,
-    version_etag, RequestMeta,
+    client_has, conditional_json, current_feed_etag, json_with_version, not_modified,
+    require_if_match, version_etag, RequestMeta,
 };
 use crate::mutations::{record, Op, Recorded};
 use crate::pagination::{page_params, split_page, PageParams};
@@ -96,11 +95,7 @@ pub async fn list_customers(
     };
     // Everything this list shows is tracked by the change feed (expiry included, see
     // `crate::expiry`), so an unchanged feed means an unchanged answer.
-    let position = state
-        .db
-        .run(|conn| with_store!(conn, |store| store.feed_position().map_err(ApiError::from)))
-        .await?;
-    let etag = feed_etag(position, &req);
+    let etag = current_feed_etag(&state, &req).await?;
     if client_has(&req, &etag) {
         return Ok(not_modified(etag));
     }

@@ -8,15 +8,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::AuthAdmin;
-use crate::db::changes::ChangeStore;
 use crate::db::keys::{KeyChanges, KeyFilter, KeyPageRequest, KeyRow, KeySort, KeyStore, NewKey};
 use crate::db::models::Actor;
 use crate::db::store::now;
 use crate::db::{Db, Store};
 use crate::error::ApiError;
 use crate::http::{
-    client_has, conditional_json, feed_etag, json_with_version, not_modified, require_if_match,
-    version_etag, Precondition, RequestMeta,
+    client_has, conditional_json, current_feed_etag, json_with_version, not_modified,
+    require_if_match, version_etag, Precondition, RequestMeta,
 };
 use crate::license_key::LicenseKey;
 use crate::mutations::{record, Op, Recorded};
@@ -75,11 +74,7 @@ pub async fn list_keys(
     };
     // Everything this list shows is tracked by the change feed (expiry included, see
     // `crate::expiry`), so an unchanged feed means an unchanged answer.
-    let position = state
-        .db
-        .run(|conn| with_store!(conn, |store| store.feed_position().map_err(ApiError::from)))
-        .await?;
-    let etag = feed_etag(position, &req);
+    let etag = current_feed_etag(&state, &req).await?;
     if client_has(&req, &etag) {
         return Ok(not_modified(etag));
     }

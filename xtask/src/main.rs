@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Some("spa") => tools::ensure_all(&root()).and_then(|_| build_spa(&root())),
         Some("pg") => postgres::ensure_server().map(|url| println!("{url}")),
         Some("bench") => bench(&args[1..]),
+        Some("schema") => check_schema(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -33,7 +34,8 @@ fn main() -> ExitCode {
                  setup  install the tools only\n  \
                  spa    build the web app only\n  \
                  bench  run every benchmark on a release build and rewrite docs/benchmarks.md\n  \
-                 pg     start the local PostgreSQL 15 server and print a URL for tests"
+                 pg     start the local PostgreSQL 15 server and print a URL for tests\n  \
+                 schema check that crates/api/src/schema.rs equals diesel print-schema"
             );
             return ExitCode::from(2);
         }
@@ -168,6 +170,11 @@ fn test(extra: &[String]) -> Result {
         "keysync",
     ]))?;
 
+    if let Some(url) = &pg_url {
+        step("schema.rs equals diesel print-schema of the migrated PostgreSQL database");
+        postgres::check_schema(&root, url, &root.join("target/debug/keysync"))?;
+    }
+
     step("cargo test (unit, integration on SQLite and PostgreSQL, end-to-end in Chromium)");
     let mut cmd = cargo();
     cmd.current_dir(&root)
@@ -232,6 +239,21 @@ fn run_counting_tests(cmd: &mut Command) -> Result<TestTotals> {
         println!("{} passed, {} failed", totals.passed, totals.failed.max(1));
         Err(format!("{shown} failed with {status}"))
     }
+}
+
+fn check_schema() -> Result {
+    let root = root();
+    let url = postgres::ensure_server()?;
+    run_cmd(cargo().current_dir(&root).args([
+        "build",
+        "--package",
+        "keysync-api",
+        "--bin",
+        "keysync",
+    ]))?;
+    postgres::check_schema(&root, &url, &root.join("target/debug/keysync"))?;
+    println!("schema.rs is up to date");
+    Ok(())
 }
 
 fn bench(extra: &[String]) -> Result {

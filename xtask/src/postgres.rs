@@ -87,3 +87,66 @@ fn is_ready(port: u16) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// `crates/api/src/schema.rs` must be exactly what `diesel print-schema` prints for a PostgreSQL
+/// database migrated by the `keysync` binary at `keysync`: the file is generated, never edited
+/// by hand, and this catches a migration that the schema forgot (the SQLite migrations declare
+/// the same columns, which the tests on both engines exercise).
+pub fn check_schema(root: &std::path::Path, server_url: &str, keysync: &std::path::Path) -> Result {
+    let diesel = crate::tools::ensure_diesel_cli()?;
+    let name = format!("keysync_schema_check_{}", std::process::id());
+    let db_url = match server_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => return Err(format!("not a database URL: {server_url}")),
+    };
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([server_url, "-qc", sql])
+            .env("PGOPTIONS", "--client-min-messages=warning")
+            .status()
+            .map_err(|e| format!("cannot run psql: {e}"))
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {name}"))?;
+    if !psql(&format!("CREATE DATABASE {name}"))?.success() {
+        return Err(format!("cannot create database {name}"));
+    }
+    let result = (|| {
+        let migrated = Command::new(keysync)
+            .arg("migrate")
+            .env("KEYSYNC_DATABASE_URL", &db_url)
+            .output()
+            .map_err(|e| format!("cannot run keysync migrate: {e}"))?;
+        if !migrated.status.success() {
+            return Err(format!(
+                "keysync migrate failed: {}",
+                String::from_utf8_lossy(&migrated.stderr)
+            ));
+        }
+        let printed = Command::new(&diesel)
+            .args(["print-schema", "--database-url", &db_url])
+            .current_dir(std::env::temp_dir())
+            .output()
+            .map_err(|e| format!("cannot run diesel print-schema: {e}"))?;
+        if !printed.status.success() {
+            return Err(format!(
+                "diesel print-schema failed: {}",
+                String::from_utf8_lossy(&printed.stderr)
+            ));
+        }
+        let committed = std::fs::read_to_string(root.join("crates/api/src/schema.rs"))
+            .map_err(|e| format!("cannot read schema.rs: {e}"))?;
+        let generated = String::from_utf8_lossy(&printed.stdout);
+        if committed != generated {
+            let path = root.join("target/schema.generated.rs");
+            let _ = std::fs::write(&path, generated.as_bytes());
+            return Err(format!(
+                "crates/api/src/schema.rs differs from `diesel print-schema` of the migrated \
+                 database; the generated file is at {}",
+                path.display()
+            ));
+        }
+        Ok(())
+    })();
+    psql(&format!("DROP DATABASE IF EXISTS {name}"))?;
+    result
+}

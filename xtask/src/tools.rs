@@ -14,6 +14,8 @@ use crate::{cargo, run_cmd, step, Result};
 
 pub const TRUNK_VERSION: &str = "0.21.14";
 pub const BINARYEN_VERSION: &str = "132";
+/// diesel's CLI, for `print-schema` in the schema check; the 2.2 line matches the diesel crate.
+pub const DIESEL_CLI_VERSION: &str = "2.2.12";
 
 pub fn ensure_all(root: &Path) -> Result {
     ensure_wasm_target()?;
@@ -58,6 +60,30 @@ fn version_of(program: &Path, arg: &str) -> Option<String> {
             .unwrap_or("")
             .to_owned()
     })
+}
+
+/// Installs `diesel` (PostgreSQL only: the committed `schema.rs` is PostgreSQL's print-schema).
+pub fn ensure_diesel_cli() -> Result<PathBuf> {
+    let diesel = cargo_bin_dir().join("diesel");
+    let output = Command::new(&diesel).arg("--version").output();
+    let wanted = format!("Version: {DIESEL_CLI_VERSION}");
+    if output.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&wanted)) {
+        return Ok(diesel);
+    }
+    step(&format!(
+        "Installing diesel_cli {DIESEL_CLI_VERSION} for the schema check (a few minutes, once)"
+    ));
+    run_cmd(cargo().args([
+        "install",
+        "--locked",
+        "diesel_cli",
+        "--version",
+        DIESEL_CLI_VERSION,
+        "--no-default-features",
+        "--features",
+        "postgres",
+    ]))?;
+    Ok(diesel)
 }
 
 fn ensure_wasm_target() -> Result {

@@ -95,13 +95,7 @@ fn run(extra: &[String]) -> Result {
     tools::ensure_all(&root)?;
     build_spa(&root)?;
     step("Building the server");
-    run_cmd(cargo().current_dir(&root).args([
-        "build",
-        "--package",
-        "keysync-api",
-        "--bin",
-        "keysync",
-    ]))?;
+    build_server(&root)?;
     step("Migrating the database and serving on http://127.0.0.1:8080 (Ctrl-C stops)");
     run_cmd(
         Command::new(root.join("target/debug/keysync"))
@@ -162,13 +156,7 @@ fn test(extra: &[String]) -> Result {
     tools::ensure_browser()?;
 
     step("Building the keysync binary for the end-to-end tests");
-    run_cmd(cargo().current_dir(&root).args([
-        "build",
-        "--package",
-        "keysync-api",
-        "--bin",
-        "keysync",
-    ]))?;
+    build_server(&root)?;
 
     if let Some(url) = &pg_url {
         step("schema.rs equals diesel print-schema of the migrated PostgreSQL database");
@@ -241,17 +229,23 @@ fn run_counting_tests(cmd: &mut Command) -> Result<TestTotals> {
     }
 }
 
-fn check_schema() -> Result {
-    let root = root();
-    let url = postgres::ensure_server()?;
-    run_cmd(cargo().current_dir(&root).args([
+/// Builds the debug `keysync` binary; returns its path.
+fn build_server(root: &Path) -> Result<PathBuf> {
+    run_cmd(cargo().current_dir(root).args([
         "build",
         "--package",
         "keysync-api",
         "--bin",
         "keysync",
     ]))?;
-    postgres::check_schema(&root, &url, &root.join("target/debug/keysync"))?;
+    Ok(root.join("target/debug/keysync"))
+}
+
+fn check_schema() -> Result {
+    let root = root();
+    let url = postgres::ensure_server()?;
+    let keysync = build_server(&root)?;
+    postgres::check_schema(&root, &url, &keysync)?;
     println!("schema.rs is up to date");
     Ok(())
 }

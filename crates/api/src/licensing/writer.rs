@@ -40,6 +40,8 @@ pub const MAX_BATCH: usize = 256;
 /// stalled for long (the database gone) fills it, and then the refusals are logged instead.
 pub const MAX_UNANSWERED: usize = 65_536;
 
+// Boxing the attempt would cost an allocation per validation to shrink the rare wake-up job.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     Attempt {
         attempt: Attempt,

@@ -30,7 +30,8 @@ pub struct Args {
     pub dist: Option<PathBuf>,
     pub runs: usize,
     pub keys: usize,
-    /// Benchmarks to run (`listing`, `validation`, `push`, `feed`); all when empty.
+    /// Benchmarks to run (`listing`, `validation`, `push`, `push-memory` (its memory part
+    /// alone), `feed`); all when empty.
     pub only: Vec<String>,
 }
 
@@ -205,11 +206,10 @@ async fn main() -> anyhow::Result<()> {
     } else {
         eprintln!("warning: no PostgreSQL URL; PostgreSQL figures are skipped");
     }
-    let only: Option<String> = std::env::var("KEYSYNC_BENCH_ONLY").ok();
-    let wanted = |name: &str| {
-        only.as_deref()
-            .is_none_or(|o| o.split(',').any(|x| x == name))
-    };
+    // `--only` (not an environment variable: every `KEYSYNC_` variable reaches the server, whose
+    // configuration refuses unknown ones).
+    let only = args.only.clone();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|x| x == name);
     for engine in engines {
         if wanted("listing") {
             listing::run(&args, engine, &mut report).await?;
@@ -217,8 +217,8 @@ async fn main() -> anyhow::Result<()> {
         if wanted("validation") {
             validation::run(&args, engine, &mut report).await?;
         }
-        if wanted("push") {
-            push::run(&args, engine, &mut report).await?;
+        if wanted("push") || wanted("push-memory") {
+            push::run(&args, engine, &mut report, wanted("push")).await?;
         }
         if wanted("feed") {
             feed_cost::run(&args, engine, &mut report).await?;

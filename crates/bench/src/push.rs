@@ -171,8 +171,19 @@ async fn memory_per_subscriber(args: &Args, engine: Engine, n: usize) -> anyhow:
     Ok(after.saturating_sub(before) as f64 / n as f64)
 }
 
-pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Result<()> {
-    for subscribers in [1, 100, 1_000] {
+/// Propagation and memory; `propagation: false` measures memory only (`--only push-memory`).
+pub async fn run(
+    args: &Args,
+    engine: Engine,
+    report: &mut Report,
+    propagation_too: bool,
+) -> anyhow::Result<()> {
+    let sizes: &[usize] = if propagation_too {
+        &[1, 100, 1_000]
+    } else {
+        &[]
+    };
+    for &subscribers in sizes {
         let mut p50s = Vec::new();
         let mut p99s = Vec::new();
         for _ in 0..args.runs {

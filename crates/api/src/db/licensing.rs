@@ -238,28 +238,29 @@ impl_for_both_backends!(LicensingStore {
 /// Row locks on keys, the one thing that differs per engine here.
 pub trait KeyLocks {
     /// Locks the rows of `keys` (normalised key texts) until the transaction ends, in id order so
-    /// two writers never wait on each other in a cycle.
-    fn lock_keys(&mut self, keys: &[&str]) -> QueryResult<()>;
+    /// two writers never wait on each other in a cycle. Where that reads the rows anyway
+    /// (PostgreSQL), returns them, so the batch needs no lookup of its own per attempt.
+    fn lock_keys(&mut self, keys: &[&str]) -> QueryResult<Option<Vec<KeyRow>>>;
 }
 
 impl KeyLocks for diesel::sqlite::SqliteConnection {
     /// `BEGIN IMMEDIATE` already made this connection the only writer of the whole file.
-    fn lock_keys(&mut self, _keys: &[&str]) -> QueryResult<()> {
-        Ok(())
+    fn lock_keys(&mut self, _keys: &[&str]) -> QueryResult<Option<Vec<KeyRow>>> {
+        Ok(None)
     }
 }
 
 impl KeyLocks for diesel::pg::PgConnection {
-    fn lock_keys(&mut self, keys: &[&str]) -> QueryResult<()> {
+    fn lock_keys(&mut self, keys: &[&str]) -> QueryResult<Option<Vec<KeyRow>>> {
         if keys.is_empty() {
-            return Ok(());
+            return Ok(Some(Vec::new()));
         }
         license_keys::table
             .filter(license_keys::key.eq_any(keys))
             .order(license_keys::id.asc())
-            .select(license_keys::id)
+            .select(KeyRow::as_select())
             .for_update()
-            .load::<i64>(self)
-            .map(|_| ())
+            .load::<KeyRow>(self)
+            .map(Some)
     }
 }

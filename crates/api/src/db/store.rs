@@ -32,6 +32,161 @@ pub struct AuditEntry {
     pub summary: Option<serde_json::Value>,
 }
 
+impl NewAuditLog {
+    /// The row `entry` by `actor` becomes when written at `at`.
+    pub fn of(actor: &Actor, entry: AuditEntry, at: NaiveDateTime) -> Self {
+        Self {
+            actor_kind: actor.kind().to_owned(),
+            actor_id: actor.id(),
+            actor_label: actor.label(),
+            action: entry.action,
+            target_kind: entry.target_kind,
+            target_id: entry.target_id,
+            ip: entry.ip,
+            user_agent: entry.user_agent,
+            summary: entry.summary.map(|s| s.to_string()),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
+/// Several `audit_logs` rows in one `INSERT`: exactly `N` of them, so that each chunk size is a
+/// statement of its own that both engines prepare once per connection.
+struct AuditRows<'a, const N: usize>(&'a [NewAuditLog]);
+
+/// Several `changes` rows in one `INSERT` (see [`AuditRows`]).
+struct ChangeRows<'a, 'b, const N: usize>(&'a [NewChange<'b>]);
+
+/// The [`QueryId`]s of the chunk statements: one per table and size.
+struct AuditRowsId<const N: usize>;
+struct ChangeRowsId<const N: usize>;
+
+impl<const N: usize> diesel::query_builder::QueryId for AuditRows<'_, N> {
+    type QueryId = AuditRowsId<N>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<const N: usize> diesel::query_builder::QueryId for ChangeRows<'_, '_, N> {
+    type QueryId = ChangeRowsId<N>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<const N: usize, DB> diesel::query_builder::QueryFragment<DB> for AuditRows<'_, N>
+where
+    DB: diesel::backend::Backend,
+    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    Option<String>:
+        diesel::serialize::ToSql<diesel::sql_types::Nullable<diesel::sql_types::Text>, DB>,
+    Option<i64>:
+        diesel::serialize::ToSql<diesel::sql_types::Nullable<diesel::sql_types::BigInt>, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+        debug_assert_eq!(self.0.len(), N);
+        out.push_sql(
+            "INSERT INTO audit_logs (actor_kind, actor_id, actor_label, action, target_kind, \
+             target_id, ip, user_agent, summary, created_at, updated_at) VALUES ",
+        );
+        for (i, row) in self.0.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            out.push_bind_param::<Text, _>(&row.actor_kind)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<BigInt>, _>(&row.actor_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(&row.actor_label)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(&row.action)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&row.target_kind)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&row.target_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&row.ip)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&row.user_agent)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&row.summary)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Timestamp, _>(&row.created_at)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Timestamp, _>(&row.updated_at)?;
+            out.push_sql(")");
+        }
+        Ok(())
+    }
+}
+
+impl<const N: usize, DB> diesel::query_builder::QueryFragment<DB> for ChangeRows<'_, '_, N>
+where
+    DB: diesel::backend::Backend,
+    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Text, Timestamp};
+        debug_assert_eq!(self.0.len(), N);
+        out.push_sql(
+            "INSERT INTO changes (resource, resource_id, op, version, actor, created_at, \
+             updated_at) VALUES ",
+        );
+        for (i, row) in self.0.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            out.push_bind_param::<Text, _>(row.resource)?;
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(&row.resource_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(row.op)?;
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(&row.version)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(&row.actor)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Timestamp, _>(&row.created_at)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Timestamp, _>(&row.updated_at)?;
+            out.push_sql(")");
+        }
+        Ok(())
+    }
+}
+
+impl<Conn, const N: usize> RunQueryDsl<Conn> for AuditRows<'_, N> {}
+impl<Conn, const N: usize> RunQueryDsl<Conn> for ChangeRows<'_, '_, N> {}
+
+/// Writes `rows` with as few statements as fixed chunk sizes allow (64, 16, 4, 1 rows each):
+/// a handful of prepared statements serve any count.
+macro_rules! insert_in_chunks {
+    ($conn:expr, $rows:expr, $query:ident) => {{
+        let mut rest = $rows;
+        while !rest.is_empty() {
+            let n = match rest.len() {
+                n if n >= 64 => 64,
+                n if n >= 16 => 16,
+                n if n >= 4 => 4,
+                _ => 1,
+            };
+            match n {
+                64 => $query::<64>(&rest[..64]).execute($conn)?,
+                16 => $query::<16>(&rest[..16]).execute($conn)?,
+                4 => $query::<4>(&rest[..4]).execute($conn)?,
+                _ => $query::<1>(&rest[..1]).execute($conn)?,
+            };
+            rest = &rest[n..];
+        }
+        Ok::<(), diesel::result::Error>(())
+    }};
+}
+
 pub trait Store: Sized {
     /// Runs `f` in a write transaction; commits on `Ok`, rolls back on `Err`.
     fn write_tx<R, E, F>(&mut self, f: F) -> Result<R, E>
@@ -60,6 +215,11 @@ pub trait Store: Sized {
         op: &str,
         version: i64,
     ) -> QueryResult<i64>;
+    /// Appends many audit entries at once (the validation writer's batches).
+    fn append_audits(&mut self, rows: &[NewAuditLog]) -> QueryResult<()>;
+    /// Appends many change-feed entries at once, in order, under one change-feed lock and one
+    /// notification.
+    fn append_changes(&mut self, rows: &[NewChange<'_>]) -> QueryResult<()>;
 }
 
 /// Implements a persistence trait for both connection types from one body of methods.
@@ -153,20 +313,7 @@ macro_rules! shared_queries {
         }
 
         fn append_audit(&mut self, actor: &Actor, entry: AuditEntry) -> QueryResult<i64> {
-            let at = now();
-            let row = NewAuditLog {
-                actor_kind: actor.kind().to_owned(),
-                actor_id: actor.id(),
-                actor_label: actor.label(),
-                action: entry.action,
-                target_kind: entry.target_kind,
-                target_id: entry.target_id,
-                ip: entry.ip,
-                user_agent: entry.user_agent,
-                summary: entry.summary.map(|s| s.to_string()),
-                created_at: at,
-                updated_at: at,
-            };
+            let row = NewAuditLog::of(actor, entry, now());
             diesel::insert_into(audit_logs::table)
                 .values(&row)
                 .returning(audit_logs::id)
@@ -196,6 +343,19 @@ macro_rules! shared_queries {
                 .returning(changes::cursor)
                 .get_result(self)
                 .and_then(|cursor| self.notify_change().map(|()| cursor))
+        }
+
+        fn append_audits(&mut self, rows: &[NewAuditLog]) -> QueryResult<()> {
+            insert_in_chunks!(self, rows, AuditRows)
+        }
+
+        fn append_changes(&mut self, rows: &[NewChange<'_>]) -> QueryResult<()> {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            self.lock_change_feed()?;
+            insert_in_chunks!(self, rows, ChangeRows)?;
+            self.notify_change()
         }
     };
 }

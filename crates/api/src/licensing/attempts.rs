@@ -1,7 +1,10 @@
 //! What one license-client attempt does inside the writer's transaction: read the key fresh,
-//! decide the code, move counters and seats, and write the audit entry (and, when the key changed,
-//! the change-feed entry). Every function here runs inside `Store::write_tx`, after the batch's
-//! keys were locked, so the row it reads cannot change until commit.
+//! decide the code, move counters and seats, and note the audit entry (and, when the key changed,
+//! the change-feed entry) in the batch's [`BatchContext`], which writes them all with a few
+//! multi-row INSERTs just before commit. Every function here runs inside `Store::write_tx`, after
+//! the batch's keys were locked, so the row it reads cannot change until commit.
+
+use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use keysync_shared::{DeactivationCode, KeyStatus, ValidationCode};
@@ -10,12 +13,12 @@ use serde_json::{json, Value};
 use crate::db::audit::{DOWNLOAD_ACTION, VALIDATION_ACTION};
 use crate::db::keys::KeyRow;
 use crate::db::licensing::KeyUse;
-use crate::db::models::Actor;
+use crate::db::models::{Actor, NewAuditLog, NewChange};
 use crate::db::store::{now, AuditEntry};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::http::RequestMeta;
-use crate::mutations::{record, Op, Recorded};
+use crate::mutations::Op;
 
 /// The audit action of a deactivation.
 pub const DEACTIVATION_ACTION: &str = "license.deactivate";
@@ -71,11 +74,29 @@ pub struct RateLimitedAttempt {
     pub meta: RequestMeta,
 }
 
+/// An attempt that got no answer from the database (the queue was full, or its own transaction
+/// failed): only audited, so that every attempt still leaves exactly one audit entry.
+#[derive(Debug, Clone)]
+pub struct UnansweredAttempt {
+    pub key: KeyText,
+    /// The action the attempt would have been.
+    pub action: &'static str,
+    /// [`UNAVAILABLE_CODE`] or [`ERROR_CODE`].
+    pub code: &'static str,
+    pub meta: RequestMeta,
+}
+
+/// The audit code of an attempt refused with a 503 because the validation queue was full.
+pub const UNAVAILABLE_CODE: &str = "UNAVAILABLE";
+/// The audit code of an attempt answered 500 because its transaction failed.
+pub const ERROR_CODE: &str = "ERROR";
+
 #[derive(Debug, Clone)]
 pub enum Attempt {
     Validate(ValidateAttempt),
     Deactivate(DeactivateAttempt),
     RateLimited(RateLimitedAttempt),
+    Unanswered(UnansweredAttempt),
 }
 
 impl Attempt {
@@ -85,8 +106,25 @@ impl Attempt {
             Self::Validate(a) => a.key.lookup.as_deref(),
             Self::Deactivate(a) => a.key.lookup.as_deref(),
             // Only audited: no need to hold its row.
-            Self::RateLimited(_) => None,
+            Self::RateLimited(_) | Self::Unanswered(_) => None,
         }
+    }
+
+    /// The audit-only record of this attempt when it gets no answer of its own (`code`:
+    /// [`UNAVAILABLE_CODE`] or [`ERROR_CODE`]). An attempt that was audit-only already stays
+    /// itself: its entry says what it was.
+    pub fn unanswered(self, code: &'static str) -> Attempt {
+        let (key, action, meta) = match self {
+            Self::Validate(a) => (a.key, VALIDATION_ACTION, a.meta),
+            Self::Deactivate(a) => (a.key, DEACTIVATION_ACTION, a.meta),
+            audit_only @ (Self::RateLimited(_) | Self::Unanswered(_)) => return audit_only,
+        };
+        Self::Unanswered(UnansweredAttempt {
+            key,
+            action,
+            code,
+            meta,
+        })
     }
 }
 
@@ -117,29 +155,116 @@ pub enum Outcome {
     Audited,
 }
 
-pub fn apply<S: Db>(tx: &mut S, attempt: &Attempt) -> Result<Outcome, ApiError> {
-    match attempt {
-        Attempt::Validate(a) => validate(tx, a).map(Outcome::Validation),
-        Attempt::Deactivate(a) => deactivate(tx, a).map(Outcome::Deactivation),
-        Attempt::RateLimited(a) => rate_limited(tx, a).map(|()| Outcome::Audited),
+/// What the attempts of one batch share: the keys read for it, and the audit and change-feed
+/// entries they produce. Writing those entries at the end, a few rows per statement, costs far
+/// less than one INSERT each (on PostgreSQL every statement is a round trip); nothing in the
+/// batch reads them back, and they commit with everything else or not at all.
+#[derive(Debug, Default)]
+pub struct BatchContext {
+    /// The batch's keys by text, when the engine read them all at once while locking them
+    /// (PostgreSQL); kept current as attempts change them. `None`: look each up (SQLite, where
+    /// a lookup is a function call, not a round trip).
+    keys: Option<HashMap<String, KeyRow>>,
+    audits: Vec<NewAuditLog>,
+    changes: Vec<NewChange<'static>>,
+}
+
+impl BatchContext {
+    /// `preloaded`: the locked rows of every key the batch looks up, if the engine read them.
+    pub fn new(preloaded: Option<Vec<KeyRow>>) -> Self {
+        Self {
+            keys: preloaded.map(|rows| rows.into_iter().map(|r| (r.key.clone(), r)).collect()),
+            audits: Vec::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    fn find<S: Db>(&self, tx: &mut S, key: &KeyText) -> Result<Option<KeyRow>, ApiError> {
+        let Some(text) = key.lookup.as_deref() else {
+            return Ok(None);
+        };
+        match self.keys.as_ref().and_then(|keys| keys.get(text)) {
+            Some(row) => Ok(Some(row.clone())),
+            // Not read with the batch: an unknown key, or the key of an audit-only record
+            // (those are not locked).
+            None => Ok(tx.find_key_by_value(text)?),
+        }
+    }
+
+    /// `row` is now as stored: later attempts of the batch on the same key must see it so.
+    fn updated(&mut self, row: &KeyRow) {
+        if let Some(keys) = &mut self.keys {
+            keys.insert(row.key.clone(), row.clone());
+        }
+    }
+
+    fn audit(&mut self, entry: AuditEntry, at: NaiveDateTime) {
+        self.audits
+            .push(NewAuditLog::of(&Actor::LicenseClient, entry, at));
+    }
+
+    /// The audit entry and the change-feed entry of a change to a key (as
+    /// [`crate::mutations::record`] writes them for admin mutations).
+    fn record(
+        &mut self,
+        action: &str,
+        meta: &RequestMeta,
+        id: i64,
+        version: i64,
+        summary: Value,
+        at: NaiveDateTime,
+    ) {
+        self.audit(
+            AuditEntry {
+                action: action.to_owned(),
+                target_kind: Some("license_key".into()),
+                target_id: Some(id.to_string()),
+                ip: meta.ip.clone(),
+                user_agent: meta.user_agent.clone(),
+                summary: Some(summary),
+            },
+            at,
+        );
+        self.changes.push(NewChange {
+            resource: "license_keys",
+            resource_id: id,
+            op: Op::Updated.as_str(),
+            version,
+            actor: Actor::LicenseClient.label(),
+            created_at: at,
+            updated_at: at,
+        });
+    }
+
+    /// Writes the batch's audit and change-feed entries, in the order the attempts made them.
+    pub fn write<S: Db>(self, tx: &mut S) -> Result<(), ApiError> {
+        tx.append_audits(&self.audits)?;
+        tx.append_changes(&self.changes)?;
+        Ok(())
     }
 }
 
-fn find<S: Db>(tx: &mut S, key: &KeyText) -> Result<Option<KeyRow>, ApiError> {
-    match key.lookup.as_deref() {
-        Some(text) => Ok(tx.find_key_by_value(text)?),
-        None => Ok(None),
-    }
-}
-
-fn audit_unknown<S: Db>(
+pub fn apply<S: Db>(
     tx: &mut S,
+    ctx: &mut BatchContext,
+    attempt: &Attempt,
+) -> Result<Outcome, ApiError> {
+    match attempt {
+        Attempt::Validate(a) => validate(tx, ctx, a).map(Outcome::Validation),
+        Attempt::Deactivate(a) => deactivate(tx, ctx, a).map(Outcome::Deactivation),
+        Attempt::RateLimited(a) => rate_limited(tx, ctx, a).map(|()| Outcome::Audited),
+        Attempt::Unanswered(a) => unanswered(tx, ctx, a).map(|()| Outcome::Audited),
+    }
+}
+
+fn audit_unknown(
+    ctx: &mut BatchContext,
     action: &str,
     meta: &RequestMeta,
     summary: Value,
-) -> Result<(), ApiError> {
-    tx.append_audit(
-        &Actor::LicenseClient,
+    at: NaiveDateTime,
+) {
+    ctx.audit(
         AuditEntry {
             action: action.to_owned(),
             target_kind: Some("license_key".into()),
@@ -148,11 +273,15 @@ fn audit_unknown<S: Db>(
             user_agent: meta.user_agent.clone(),
             summary: Some(summary),
         },
-    )?;
-    Ok(())
+        at,
+    );
 }
 
-fn validate<S: Db>(tx: &mut S, a: &ValidateAttempt) -> Result<Validation, ApiError> {
+fn validate<S: Db>(
+    tx: &mut S,
+    ctx: &mut BatchContext,
+    a: &ValidateAttempt,
+) -> Result<Validation, ApiError> {
     let at = now();
     let mut summary = json!({
         "key": a.key.prefix,
@@ -162,9 +291,9 @@ fn validate<S: Db>(tx: &mut S, a: &ValidateAttempt) -> Result<Validation, ApiErr
     if let Some(target) = &a.download {
         summary["download"] = json!({"tag_name": target.tag_name, "asset": target.asset});
     }
-    let Some(row) = find(tx, &a.key)? else {
+    let Some(row) = ctx.find(tx, &a.key)? else {
         summary["code"] = ValidationCode::NotFound.as_str().into();
-        audit_unknown(tx, VALIDATION_ACTION, &a.meta, summary)?;
+        audit_unknown(ctx, VALIDATION_ACTION, &a.meta, summary, at);
         return Ok(Validation {
             code: ValidationCode::NotFound,
             checked_at: at,
@@ -198,10 +327,10 @@ fn validate<S: Db>(tx: &mut S, a: &ValidateAttempt) -> Result<Validation, ApiErr
             last_used: Some(at),
         },
     )?;
+    ctx.updated(&updated);
     if let Some(target) = download {
         tx.count_release_download(target.release_id, at)?;
-        tx.append_audit(
-            &Actor::LicenseClient,
+        ctx.audit(
             AuditEntry {
                 action: DOWNLOAD_ACTION.into(),
                 target_kind: Some("release".into()),
@@ -214,7 +343,8 @@ fn validate<S: Db>(tx: &mut S, a: &ValidateAttempt) -> Result<Validation, ApiErr
                     "asset": target.asset,
                 })),
             },
-        )?;
+            at,
+        );
     }
     summary["code"] = code.as_str().into();
     if newly_activated {
@@ -223,19 +353,14 @@ fn validate<S: Db>(tx: &mut S, a: &ValidateAttempt) -> Result<Validation, ApiErr
     if seats > 0 {
         summary["new_seat"] = true.into();
     }
-    record(
-        tx,
-        &Actor::LicenseClient,
+    ctx.record(
+        VALIDATION_ACTION,
         &a.meta,
-        Recorded {
-            action: VALIDATION_ACTION,
-            resource: "license_keys",
-            id: row.id,
-            op: Op::Updated,
-            version: updated.version,
-            summary,
-        },
-    )?;
+        row.id,
+        updated.version,
+        summary,
+        at,
+    );
     Ok(Validation {
         code,
         checked_at: at,
@@ -278,12 +403,16 @@ fn take_seat<S: Db>(
     Ok((ValidationCode::Valid, 1))
 }
 
-fn deactivate<S: Db>(tx: &mut S, a: &DeactivateAttempt) -> Result<Deactivation, ApiError> {
+fn deactivate<S: Db>(
+    tx: &mut S,
+    ctx: &mut BatchContext,
+    a: &DeactivateAttempt,
+) -> Result<Deactivation, ApiError> {
     let at = now();
     let mut summary = json!({"key": a.key.prefix, "fingerprint": a.fingerprint});
-    let Some(row) = find(tx, &a.key)? else {
+    let Some(row) = ctx.find(tx, &a.key)? else {
         summary["code"] = DeactivationCode::NotFound.as_str().into();
-        audit_unknown(tx, DEACTIVATION_ACTION, &a.meta, summary)?;
+        audit_unknown(ctx, DEACTIVATION_ACTION, &a.meta, summary, at);
         return Ok(Deactivation {
             code: DeactivationCode::NotFound,
             key: None,
@@ -292,8 +421,7 @@ fn deactivate<S: Db>(tx: &mut S, a: &DeactivateAttempt) -> Result<Deactivation, 
     let freed = tx.delete_activation(row.id, &a.fingerprint)?;
     if freed == 0 {
         summary["code"] = DeactivationCode::NotActivated.as_str().into();
-        tx.append_audit(
-            &Actor::LicenseClient,
+        ctx.audit(
             AuditEntry {
                 action: DEACTIVATION_ACTION.into(),
                 target_kind: Some("license_key".into()),
@@ -302,7 +430,8 @@ fn deactivate<S: Db>(tx: &mut S, a: &DeactivateAttempt) -> Result<Deactivation, 
                 user_agent: a.meta.user_agent.clone(),
                 summary: Some(summary),
             },
-        )?;
+            at,
+        );
         return Ok(Deactivation {
             code: DeactivationCode::NotActivated,
             key: Some(row),
@@ -319,30 +448,29 @@ fn deactivate<S: Db>(tx: &mut S, a: &DeactivateAttempt) -> Result<Deactivation, 
             last_used: row.last_used,
         },
     )?;
+    ctx.updated(&updated);
     summary["code"] = DeactivationCode::Released.as_str().into();
-    record(
-        tx,
-        &Actor::LicenseClient,
+    ctx.record(
+        DEACTIVATION_ACTION,
         &a.meta,
-        Recorded {
-            action: DEACTIVATION_ACTION,
-            resource: "license_keys",
-            id: row.id,
-            op: Op::Updated,
-            version: updated.version,
-            summary,
-        },
-    )?;
+        row.id,
+        updated.version,
+        summary,
+        at,
+    );
     Ok(Deactivation {
         code: DeactivationCode::Released,
         key: Some(updated),
     })
 }
 
-fn rate_limited<S: Db>(tx: &mut S, a: &RateLimitedAttempt) -> Result<(), ApiError> {
-    let target = find(tx, &a.key)?.map(|row| row.id.to_string());
-    tx.append_audit(
-        &Actor::LicenseClient,
+fn rate_limited<S: Db>(
+    tx: &mut S,
+    ctx: &mut BatchContext,
+    a: &RateLimitedAttempt,
+) -> Result<(), ApiError> {
+    let target = ctx.find(tx, &a.key)?.map(|row| row.id.to_string());
+    ctx.audit(
         AuditEntry {
             action: a.action.to_owned(),
             target_kind: Some("license_key".into()),
@@ -355,6 +483,27 @@ fn rate_limited<S: Db>(tx: &mut S, a: &RateLimitedAttempt) -> Result<(), ApiErro
                 "limit": a.limit,
             })),
         },
-    )?;
+        now(),
+    );
+    Ok(())
+}
+
+fn unanswered<S: Db>(
+    tx: &mut S,
+    ctx: &mut BatchContext,
+    a: &UnansweredAttempt,
+) -> Result<(), ApiError> {
+    let target = ctx.find(tx, &a.key)?.map(|row| row.id.to_string());
+    ctx.audit(
+        AuditEntry {
+            action: a.action.to_owned(),
+            target_kind: Some("license_key".into()),
+            target_id: target,
+            ip: a.meta.ip.clone(),
+            user_agent: a.meta.user_agent.clone(),
+            summary: Some(json!({"key": a.key.prefix, "code": a.code})),
+        },
+        now(),
+    );
     Ok(())
 }

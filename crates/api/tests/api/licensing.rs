@@ -24,6 +24,7 @@ on_both_backends!(
     every_attempt_is_audited_with_the_key_prefix_only,
     validations_are_rate_limited_per_key_and_per_ip_and_still_audited,
     one_failing_attempt_does_not_fail_the_others_queued_with_it,
+    attempts_refused_by_a_full_queue_are_answered_503_and_still_audited,
     the_signing_key_is_kept_in_the_database_across_restarts,
 );
 
@@ -574,7 +575,131 @@ async fn one_failing_attempt_does_not_fail_the_others_queued_with_it(backend: Ba
     }
     assert_eq!(app.count_rows("activations"), 11);
     assert_eq!(key_view(&admin, key.id).await.activation_count, 11);
-    assert_eq!(audit_entries(&admin, "license.validate").await.len(), 11);
+    let entries = audit_entries(&admin, "license.validate").await;
+    assert_eq!(entries.len(), 12, "the failed attempt is audited too");
+    let failed: Vec<&AuditLogView> = entries
+        .iter()
+        .filter(|e| e.summary.as_ref().unwrap()["code"] == "ERROR")
+        .collect();
+    assert_eq!(failed.len(), 1, "exactly one entry for the failed attempt");
+    assert_eq!(failed[0].target_id, Some(key.id.to_string()));
+    assert_eq!(
+        failed[0].summary.as_ref().unwrap()["key"],
+        format!("{}...", &key.key[..8]).as_str()
+    );
+}
+
+/// With a queue of one and the writer held up by a lock the test holds, all but a few of a burst
+/// of attempts are refused with a 503; every attempt, refused or not, is audited once.
+async fn attempts_refused_by_a_full_queue_are_answered_503_and_still_audited(backend: Backend) {
+    const ATTEMPTS: usize = 16;
+    let app = spawn_app_with(backend, |s| {
+        s.validation_queue_capacity = 1;
+        s.validations_per_ip_per_minute = 0;
+        s.validations_per_key_per_minute = 0;
+    })
+    .await;
+    let admin = app.signed_in(AdminRole::Admin).await;
+    let key = new_key(&admin, json!({})).await;
+    // Holds the writer up: the whole SQLite file, or the key's row on PostgreSQL.
+    let mut blocker = app.db.get_blocking().expect("a connection");
+    {
+        use diesel::connection::SimpleConnection;
+        let lock = match backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE".to_owned(),
+            Backend::Postgres => format!(
+                "BEGIN; SELECT id FROM license_keys WHERE id = {} FOR UPDATE",
+                key.id
+            ),
+        };
+        keysync_api::with_store!(&mut blocker, |c| c.batch_execute(&lock)).expect("lock");
+    }
+
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..ATTEMPTS {
+        let (client, url, key, done) = (
+            app.client.clone(),
+            app.url("/api/validate-license"),
+            key.key.clone(),
+            done_tx.clone(),
+        );
+        tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .json(&json!({"key": key}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            let _ = done.send((status, body));
+        });
+    }
+    drop(done_tx);
+    let mut results = Vec::new();
+    // The refused answers come while the writer is still held up; the accepted ones (the one or
+    // few the writer took, and the one in the queue) only after the lock is released.
+    while let Ok(Some(result)) =
+        tokio::time::timeout(std::time::Duration::from_secs(2), done_rx.recv()).await
+    {
+        results.push(result);
+    }
+    {
+        use diesel::connection::SimpleConnection;
+        keysync_api::with_store!(&mut blocker, |c| c.batch_execute("ROLLBACK")).expect("unlock");
+    }
+    drop(blocker);
+    while let Some(result) = done_rx.recv().await {
+        results.push(result);
+    }
+
+    let refused: Vec<&Value> = results
+        .iter()
+        .filter(|(status, _)| *status == 503)
+        .map(|(_, body)| body)
+        .collect();
+    let answered = results.iter().filter(|(status, _)| *status == 200).count();
+    assert!(refused.len() >= ATTEMPTS / 2, "{results:?}");
+    assert_eq!(refused.len() + answered, ATTEMPTS, "{results:?}");
+    for body in &refused {
+        assert_eq!(body["error"]["code"], "service_unavailable", "{body}");
+    }
+    // The refused attempts' entries are committed with the writer's next batch, which a wake-up
+    // starts; give it the time a batch takes.
+    let mut entries = Vec::new();
+    for _ in 0..100 {
+        entries = audit_entries(&admin, "license.validate").await;
+        if entries.len() >= ATTEMPTS {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(entries.len(), ATTEMPTS, "one audit entry per attempt");
+    let codes: Vec<&str> = entries
+        .iter()
+        .map(|e| e.summary.as_ref().unwrap()["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == "UNAVAILABLE").count(),
+        refused.len(),
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == "VALID").count(),
+        answered,
+        "{codes:?}"
+    );
+    for entry in entries
+        .iter()
+        .filter(|e| e.summary.as_ref().unwrap()["code"] == "UNAVAILABLE")
+    {
+        assert_eq!(entry.target_id, Some(key.id.to_string()));
+        assert_eq!(entry.ip.as_deref(), Some("127.0.0.1"));
+    }
+    assert_eq!(
+        key_view(&admin, key.id).await.validation_count,
+        answered as i64
+    );
 }
 
 async fn the_signing_key_is_kept_in_the_database_across_restarts(backend: Backend) {

@@ -1,0 +1,1 @@
+CREATE INDEX audit_logs_action_idx ON audit_logs (action);

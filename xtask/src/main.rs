@@ -9,6 +9,7 @@
 //! that are known to work (see docs/architecture.md, "Toolchain"), so a fresh machine needs
 //! nothing but cargo.
 
+mod fuzz;
 mod postgres;
 mod tools;
 
@@ -25,6 +26,8 @@ fn main() -> ExitCode {
         Some("pg") => postgres::ensure_server().map(|url| println!("{url}")),
         Some("bench") => bench(&args[1..]),
         Some("schema") => check_schema(),
+        Some("soak") => soak(&args[1..]),
+        Some("fuzz") => fuzz::run(&root(), &args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -34,6 +37,8 @@ fn main() -> ExitCode {
                  setup  install the tools only\n  \
                  spa    build the web app only\n  \
                  bench  run every benchmark on a release build and rewrite docs/benchmarks.md\n  \
+                 soak   mixed load for --minutes N (default 10) on --engine sqlite|postgres, then checks\n  \
+                 fuzz   run every fuzz target for --seconds N each (default 300; cargo-fuzz)\n  \
                  pg     start the local PostgreSQL 15 server and print a URL for tests\n  \
                  schema check that crates/api/src/schema.rs equals diesel print-schema"
             );
@@ -178,6 +183,9 @@ fn test(extra: &[String]) -> Result {
         totals.passed, totals.failed, totals.ignored
     );
     println!("{} passed, {} failed", totals.passed, totals.failed);
+
+    step("Fuzzing every parser of outside input briefly (cargo xtask fuzz runs longer)");
+    fuzz::run_all(&root, fuzz::SHORT_RUN_SECS, fuzz::TARGETS)?;
     Ok(())
 }
 
@@ -282,6 +290,38 @@ fn bench(extra: &[String]) -> Result {
             ])
             .args(extra),
     )
+}
+
+/// `cargo xtask soak --minutes N [--engine sqlite|postgres] [--subscribers N] [--rate N]`: the
+/// release server under mixed load, then the checks `keysync-bench soak` prints.
+fn soak(extra: &[String]) -> Result {
+    let root = root();
+    step("Building the server and the load generator (release-server profile)");
+    run_cmd(cargo().current_dir(&root).args([
+        "build",
+        "--profile",
+        "release-server",
+        "-p",
+        "keysync-api",
+        "--bin",
+        "keysync",
+        "-p",
+        "keysync-bench",
+    ]))?;
+    let postgres = extra
+        .windows(2)
+        .any(|w| w[0] == "--engine" && w[1].starts_with("postgres"));
+    let mut cmd = Command::new(root.join("target/release-server/keysync-bench"));
+    cmd.current_dir(&root)
+        .arg("soak")
+        .args(["--server", "target/release-server/keysync"])
+        .args(extra);
+    if postgres {
+        step("Starting PostgreSQL 15");
+        cmd.args(["--pg-url", &postgres::ensure_server()?]);
+    }
+    step("Soaking");
+    run_cmd(&mut cmd)
 }
 
 /// `keysync-shared` must stay a wire-types crate: no actix, diesel, tokio or other server

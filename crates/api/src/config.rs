@@ -133,6 +133,9 @@ pub struct Settings {
     pub releases_cache_secs: u64,
     /// Seconds the upstream is left alone after it failed (longer when it asks for longer).
     pub releases_retry_secs: u64,
+    /// Seconds one upstream call may take before it counts as a failure (the last good copy is
+    /// then served, marked stale), so a slow upstream never holds portal requests longer.
+    pub releases_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -171,6 +174,7 @@ impl Default for Settings {
             releases_token: None,
             releases_cache_secs: 300,
             releases_retry_secs: 60,
+            releases_timeout_secs: 10,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod expiry;
 pub mod feed;
+pub mod fuzzing;
 pub mod http;
 pub mod license_key;
 pub mod licensing;

@@ -29,8 +29,6 @@ use crate::db::{Database, Store};
 use crate::error::ApiError;
 use crate::with_store;
 
-/// How long one upstream call may take.
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest an upstream's `Retry-After` or rate-limit reset is honoured for.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
@@ -149,7 +147,7 @@ impl ReleasesService {
             }
         };
         let http = reqwest::Client::builder()
-            .timeout(UPSTREAM_TIMEOUT)
+            .timeout(Duration::from_secs(settings.releases_timeout_secs.max(1)))
             .user_agent(concat!("keysync/", env!("CARGO_PKG_VERSION")))
             // Calls are minutes apart: a kept-alive connection would only go stale, and one made
             // on an actix worker's runtime must not be reused from another's.

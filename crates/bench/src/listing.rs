@@ -74,7 +74,11 @@ pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Re
     Ok(())
 }
 
-async fn seed(server: &BenchServer, client: &reqwest::Client, keys: usize) -> anyhow::Result<()> {
+pub async fn seed(
+    server: &BenchServer,
+    client: &reqwest::Client,
+    keys: usize,
+) -> anyhow::Result<()> {
     let batches = keys.div_ceil(BATCH);
     for b in 0..batches {
         let count = BATCH.min(keys - b * BATCH);

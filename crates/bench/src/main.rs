@@ -6,9 +6,11 @@
 //! is the median over several runs, and every run starts from the same seeded data.
 
 mod feed_cost;
+mod idle;
 mod listing;
 mod push;
 mod report;
+mod soak;
 mod stats;
 mod validation;
 
@@ -31,11 +33,50 @@ pub struct Args {
     pub runs: usize,
     pub keys: usize,
     /// Benchmarks to run (`listing`, `validation`, `push`, `push-memory` (its memory part
-    /// alone), `feed`); all when empty.
+    /// alone), `idle`, `feed`); all when empty.
     pub only: Vec<String>,
 }
 
+/// `keysync-bench soak --minutes N --engine sqlite|postgres [--subscribers N] [--rate N]`,
+/// with the same `--server` and `--pg-url` as the benchmarks.
+fn parse_soak_args(raw: Vec<String>) -> anyhow::Result<(Args, soak::SoakArgs)> {
+    let mut common = Vec::new();
+    let mut soak = soak::SoakArgs {
+        minutes: 10.0,
+        engine: Engine::Sqlite,
+        subscribers: 1_000,
+        rate: 100,
+    };
+    let mut it = raw.into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--minutes" => soak.minutes = value()?.parse()?,
+            "--engine" => {
+                soak.engine = match value()?.as_str() {
+                    "sqlite" => Engine::Sqlite,
+                    "postgres" | "postgresql" => Engine::Postgres,
+                    other => anyhow::bail!("--engine is sqlite or postgres, not {other}"),
+                }
+            }
+            "--subscribers" => soak.subscribers = value()?.parse()?,
+            "--rate" => soak.rate = value()?.parse()?,
+            _ => {
+                common.push(flag.clone());
+                if let Some(v) = it.next() {
+                    common.push(v);
+                }
+            }
+        }
+    }
+    Ok((parse_args_from(common)?, soak))
+}
+
 fn parse_args() -> anyhow::Result<Args> {
+    parse_args_from(std::env::args().skip(1).collect())
+}
+
+fn parse_args_from(raw: Vec<String>) -> anyhow::Result<Args> {
     let mut args = Args {
         server: PathBuf::from("target/release-server/keysync"),
         pg_url: std::env::var("KEYSYNC_TEST_PG_URL").ok(),
@@ -45,7 +86,7 @@ fn parse_args() -> anyhow::Result<Args> {
         keys: 100_000,
         only: Vec::new(),
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = raw.into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -191,6 +232,19 @@ mod pg {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("soak") {
+        let (mut args, soak) = parse_soak_args(raw[1..].to_vec())?;
+        anyhow::ensure!(
+            args.server.is_file(),
+            "{} is missing: run `cargo xtask soak`, which builds it",
+            args.server.display()
+        );
+        args.server = std::fs::canonicalize(&args.server)?;
+        let passed = soak::run(&args, &soak).await?;
+        anyhow::ensure!(passed, "a soak check failed");
+        return Ok(());
+    }
     let mut args = parse_args()?;
     anyhow::ensure!(
         args.server.is_file(),
@@ -219,6 +273,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if wanted("push") || wanted("push-memory") {
             push::run(&args, engine, &mut report, wanted("push")).await?;
+        }
+        if wanted("idle") {
+            idle::run(&args, engine, &mut report).await?;
         }
         if wanted("feed") {
             feed_cost::run(&args, engine, &mut report).await?;

@@ -55,6 +55,11 @@ pub async fn login(
     }
     let ttl = state.settings.session_ttl();
     let (token, token_hash) = new_session_token();
+    // Signing in rotates the session: whatever session the request's cookie names ends here, so
+    // a cookie planted before sign-in (session fixation) or left from before is never upgraded.
+    let previous = req
+        .cookie(SESSION_COOKIE)
+        .map(|c| crate::auth::hash_token(c.value()));
     let admin = state
         .db
         .run(move |conn| {
@@ -86,6 +91,9 @@ pub async fn login(
                 };
                 store.write_tx(|tx| {
                     let at = now();
+                    if let Some(previous) = &previous {
+                        tx.delete_session(previous)?;
+                    }
                     tx.insert_session(&NewSession {
                         token_hash: token_hash.clone(),
                         admin_id: admin.id,

@@ -1,18 +1,24 @@
 //! Routed screens.
 
+mod activity;
+mod customers;
 mod dashboard;
 mod home;
 mod keys;
 mod login;
 mod not_found;
 mod shell;
+mod users;
 
+pub use activity::Activity;
+pub use customers::Customers;
 pub use dashboard::Dashboard;
 pub use home::Home;
 pub use keys::Keys;
 pub use login::Login;
 pub use not_found::NotFound;
 pub use shell::AdminShell;
+pub use users::Users;
 
 use leptos::prelude::*;
 use leptos_router::components::{ParentRoute, Route};
@@ -26,6 +32,9 @@ pub fn AdminRoutes() -> impl leptos_router::MatchNestedRoutes + Clone {
         <ParentRoute path=path!("/admin") view=AdminShell>
             <Route path=path!("") view=Dashboard />
             <Route path=path!("/keys") view=Keys />
+            <Route path=path!("/customers") view=Customers />
+            <Route path=path!("/users") view=Users />
+            <Route path=path!("/activity") view=Activity />
             <Route path=path!("/*any") view=NotFound />
         </ParentRoute>
     }

@@ -44,6 +44,15 @@ fn SignedInShell(session: Session) -> impl IntoView {
                     <A href="/admin/keys" attr:data-testid="nav-keys">
                         "License keys"
                     </A>
+                    <A href="/admin/customers" attr:data-testid="nav-customers">
+                        "Customers"
+                    </A>
+                    <A href="/admin/users" attr:data-testid="nav-users">
+                        "Admin users"
+                    </A>
+                    <A href="/admin/activity" attr:data-testid="nav-activity">
+                        "Activity"
+                    </A>
                 </nav>
                 <div class="sidebar-user" data-testid="current-user">
                     <span class="user-email">{move || who().map(|a| a.email).unwrap_or_default()}</span>

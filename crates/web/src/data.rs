@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 
 use crate::api;
 use crate::session::Session;
-use crate::sync::config::{ADMIN_USERS, CUSTOMERS, DASHBOARD_STATS, LICENSE_KEYS};
+use crate::sync::config::{
+    ACTIVITY, ADMIN_USERS, CUSTOMERS, CUSTOMER_LIST, DASHBOARD_STATS, LICENSE_KEYS,
+};
 use crate::sync::{manager, Millis, SyncOptions, SyncSnapshot, Trigger};
 
 /// Rows per page of the key table.
@@ -21,6 +23,8 @@ pub const PAGE_SIZE: u32 = 20;
 pub struct KeyQuery {
     pub q: String,
     pub status: Option<KeyStatus>,
+    /// Only this customer's keys (from the customers page).
+    pub customer_id: Option<i64>,
     /// `created_at`, `updated_at` or `key`, `-` prefixed for descending.
     pub sort: String,
     pub cursor: Option<String>,
@@ -33,6 +37,7 @@ impl Default for KeyQuery {
         Self {
             q: String::new(),
             status: None,
+            customer_id: None,
             sort: "-created_at".into(),
             cursor: None,
             history: Vec::new(),
@@ -49,6 +54,9 @@ impl KeyQuery {
         if let Some(status) = self.status {
             path.push_str("&status=");
             path.push_str(status.as_str());
+        }
+        if let Some(id) = self.customer_id {
+            path.push_str(&format!("&customer_id={id}"));
         }
         let q = self.q.trim();
         if !q.is_empty() {
@@ -168,11 +176,17 @@ impl AdminData {
         })
     }
 
-    /// After a write: drop the cached keys, stats and customers and refetch them, so the
+    /// After a write: drop the cached keys, stats and customers (both lists) and refetch them, so the
     /// screen shows the change with no reload.
     pub async fn after_mutation(&self) {
         let _ = manager()
-            .invalidate_and_refresh(&[LICENSE_KEYS, DASHBOARD_STATS, CUSTOMERS])
+            .invalidate_and_refresh(&[
+                LICENSE_KEYS,
+                DASHBOARD_STATS,
+                CUSTOMERS,
+                CUSTOMER_LIST,
+                ACTIVITY,
+            ])
             .await;
     }
 }
@@ -184,7 +198,7 @@ type PathFn = Rc<dyn Fn() -> Option<String>>;
 
 /// Registers one source: `path()` says what to fetch now, `store` parses and keeps what came
 /// back. Not generic (the typed part is only `store`), so the fetch state machine exists once.
-fn register_source(
+pub(crate) fn register_source(
     data: AdminData,
     session: Session,
     key: &'static str,
@@ -244,7 +258,7 @@ fn register_source(
 
 /// Parses a body into `target`, unless it equals what is shown: an unchanged poll re-renders
 /// nothing.
-fn store_if_changed<T>(target: RwSignal<Option<T>>) -> Store
+pub(crate) fn store_if_changed<T>(target: RwSignal<Option<T>>) -> Store
 where
     T: DeserializeOwned + PartialEq + Send + Sync + 'static,
 {

@@ -321,6 +321,29 @@ pub fn Keys() -> impl IntoView {
                             .collect_view()}
                     </select>
                 </div>
+                {move || {
+                    data.keys_query
+                        .with(|q| q.customer_id)
+                        .map(|id| {
+                            let name = data
+                                .customer_name(Some(id))
+                                .unwrap_or_else(|| format!("customer #{id}"));
+                            view! {
+                                <button
+                                    type="button"
+                                    class="btn btn-small chip"
+                                    data-testid="keys-customer-filter"
+                                    aria-label=format!("Show every customer's keys (now only {name}'s)")
+                                    on:click=move |_| {
+                                        data.keys_query
+                                            .update(|q| *q = KeyQuery { customer_id: None, ..q.clone() }.restart())
+                                    }
+                                >
+                                    {format!("Customer: {name} ×")}
+                                </button>
+                            }
+                        })
+                }}
                 <span class="toolbar-count" data-testid="keys-count" data-total=move || total().map(|t| t.to_string()).unwrap_or_default()>
                     {range}
                 </span>

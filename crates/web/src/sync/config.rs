@@ -9,7 +9,11 @@ use super::clock::Millis;
 pub const DASHBOARD_STATS: &str = "dashboard-stats";
 pub const LICENSE_KEYS: &str = "license-keys";
 pub const CUSTOMERS: &str = "customers";
+/// The customers page's own view (search and pages), registered only while it is shown.
+pub const CUSTOMER_LIST: &str = "customer-list";
 pub const ADMIN_USERS: &str = "admin-users";
+/// The activity page's audit log, registered only while it is shown.
+pub const ACTIVITY: &str = "activity";
 pub const RELEASES: &str = "releases";
 
 /// The spec's intervals.
@@ -18,6 +22,9 @@ pub const KEYS_INTERVAL: Millis = 15_000;
 pub const CUSTOMERS_INTERVAL: Millis = 30_000;
 pub const ADMIN_USERS_INTERVAL: Millis = 60_000;
 pub const RELEASES_INTERVAL: Millis = 5 * 60_000;
+/// Not in the spec: the log is "live", and validations and downloads are logged without a
+/// change-feed entry, so polling is what brings those.
+pub const ACTIVITY_INTERVAL: Millis = 10_000;
 
 /// The shortest interval an override may set, so a typo cannot hammer the server.
 pub const MIN_INTERVAL: Millis = 100;
@@ -32,9 +39,10 @@ pub fn default_interval(key: &str) -> Option<Millis> {
     match key {
         DASHBOARD_STATS => Some(STATS_INTERVAL),
         LICENSE_KEYS => Some(KEYS_INTERVAL),
-        CUSTOMERS => Some(CUSTOMERS_INTERVAL),
+        CUSTOMERS | CUSTOMER_LIST => Some(CUSTOMERS_INTERVAL),
         ADMIN_USERS => Some(ADMIN_USERS_INTERVAL),
         RELEASES => Some(RELEASES_INTERVAL),
+        ACTIVITY => Some(ACTIVITY_INTERVAL),
         _ => None,
     }
 }
@@ -43,10 +51,18 @@ pub fn default_interval(key: &str) -> Option<Millis> {
 /// keys, customers and admins, so every data change also touches the stats.
 pub fn sources_touched_by(resource: &str) -> &'static [&'static str] {
     match resource {
-        "license_keys" => &[LICENSE_KEYS, DASHBOARD_STATS],
-        "customers" => &[CUSTOMERS, LICENSE_KEYS, DASHBOARD_STATS],
-        "admin_users" => &[ADMIN_USERS, DASHBOARD_STATS],
-        "webhooks" => &[RELEASES, DASHBOARD_STATS],
+        // A key's customer changes that customer's key count.
+        // Every change is also an audit-log entry: the activity page follows all of them.
+        "license_keys" => &[LICENSE_KEYS, DASHBOARD_STATS, CUSTOMER_LIST, ACTIVITY],
+        "customers" => &[
+            CUSTOMERS,
+            CUSTOMER_LIST,
+            LICENSE_KEYS,
+            DASHBOARD_STATS,
+            ACTIVITY,
+        ],
+        "admin_users" => &[ADMIN_USERS, DASHBOARD_STATS, ACTIVITY],
+        "webhooks" => &[RELEASES, DASHBOARD_STATS, ACTIVITY],
         _ => &[],
     }
 }
@@ -118,10 +134,10 @@ mod tests {
     }
 
     #[test]
-    fn a_key_change_touches_keys_and_stats_only() {
+    fn a_key_change_touches_keys_stats_the_customer_list_and_activity() {
         assert_eq!(
             sources_touched_by("license_keys"),
-            &[LICENSE_KEYS, DASHBOARD_STATS]
+            &[LICENSE_KEYS, DASHBOARD_STATS, CUSTOMER_LIST, ACTIVITY]
         );
         assert!(sources_touched_by("something_new").is_empty());
     }

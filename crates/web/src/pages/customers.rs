@@ -1,0 +1,606 @@
+use std::rc::Rc;
+
+use keysync_shared::{CreateCustomer, CustomerView, Page, PatchCustomer};
+use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
+
+use crate::api::{self, ApiFailure};
+use crate::components::Modal;
+use crate::data::{register_source, store_if_changed, AdminData, KeyQuery, NoticeKind};
+use crate::format;
+use crate::session::Session;
+use crate::sync::config::CUSTOMER_LIST;
+use crate::sync::manager;
+
+/// Rows per page of the customer table.
+const PAGE_SIZE: u32 = 20;
+
+/// The customer table's view: search and the keyset page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomerQuery {
+    pub q: String,
+    pub cursor: Option<String>,
+    /// Cursors of the pages before this one, for "Previous".
+    pub history: Vec<Option<String>>,
+}
+
+impl CustomerQuery {
+    pub fn path(&self) -> String {
+        let mut path = format!("/api/admin/customers?limit={PAGE_SIZE}&sort=name");
+        let q = self.q.trim();
+        if !q.is_empty() {
+            path.push_str("&q=");
+            path.push_str(&api::encode(q));
+        }
+        if let Some(cursor) = &self.cursor {
+            path.push_str("&cursor=");
+            path.push_str(&api::encode(cursor));
+        }
+        path
+    }
+}
+
+/// What the form is doing.
+#[derive(Debug, Clone, PartialEq)]
+enum Editing {
+    New,
+    Existing(CustomerView),
+}
+
+fn if_match(c: &CustomerView) -> String {
+    format!("\"v{}\"", c.version)
+}
+
+/// The customer a 412 carries in `details.current`.
+fn current_of(failure: &ApiFailure) -> Option<CustomerView> {
+    match failure {
+        ApiFailure::Server { status: 412, body } => body
+            .error
+            .details
+            .get("current")
+            .and_then(|c| serde_json::from_value(c.clone()).ok()),
+        _ => None,
+    }
+}
+
+/// `/admin/customers`: search, pages, create, edit, delete (with the choice to revoke the
+/// customer's keys), and a link to each customer's keys. Viewers read only.
+#[component]
+pub fn Customers() -> impl IntoView {
+    let data = AdminData::get();
+    let session = Session::get();
+    let can_write = session.can_write();
+    let query = RwSignal::new(CustomerQuery::default());
+    let list = RwSignal::new(None::<Page<CustomerView>>);
+    register_source(
+        data,
+        session,
+        CUSTOMER_LIST,
+        Rc::new(move || query.try_with_untracked(CustomerQuery::path)),
+        store_if_changed(list),
+    );
+    Effect::new(move |previous: Option<CustomerQuery>| {
+        let q = query.get();
+        if previous.as_ref().is_some_and(|p| *p != q) {
+            manager().load(CUSTOMER_LIST);
+        }
+        q
+    });
+    on_cleanup(|| manager().unregister(CUSTOMER_LIST));
+
+    let search = RwSignal::new(String::new());
+    let apply_search = move || {
+        let q = search.get_untracked();
+        query.update(|current| {
+            if current.q != q {
+                *current = CustomerQuery {
+                    q,
+                    ..CustomerQuery::default()
+                };
+            }
+        });
+    };
+    let form_open = RwSignal::new(false);
+    let editing = RwSignal::new(None::<Editing>);
+    let delete_open = RwSignal::new(false);
+    let deleting = RwSignal::new(None::<CustomerView>);
+    let open_form = move |e: Editing| {
+        editing.set(Some(e));
+        form_open.set(true);
+    };
+    // Kept in a local store so the row closures stay `Copy`.
+    let navigate = StoredValue::new_local(use_navigate());
+    let show_keys = move |c: &CustomerView| {
+        data.keys_query.set(KeyQuery {
+            customer_id: Some(c.id),
+            ..KeyQuery::default()
+        });
+        navigate.with_value(|go| go("/admin/keys", Default::default()));
+    };
+
+    let next_cursor = move || list.with(|p| p.as_ref().and_then(|p| p.next_cursor.clone()));
+    let range = move || {
+        list.with(|p| {
+            p.as_ref().map(|p| {
+                let page = query.with(|q| q.history.len()) + 1;
+                if p.items.is_empty() {
+                    "No customers".to_string()
+                } else {
+                    let first = (page - 1) * PAGE_SIZE as usize + 1;
+                    format!(
+                        "{}–{} of {}",
+                        first,
+                        first + p.items.len() - 1,
+                        format::count(p.total)
+                    )
+                }
+            })
+        })
+    };
+    let row = move |c: CustomerView| {
+        let keys_label = format!("Keys ({})", c.key_count);
+        let (for_keys, for_edit, for_delete) = (c.clone(), c.clone(), c.clone());
+        view! {
+            <tr data-testid="customer-row" data-id=c.id.to_string() data-email=c.email.clone()>
+                <td data-testid="customer-row-name">{c.name.clone()}</td>
+                <td>{c.email.clone()}</td>
+                <td>{c.company.clone()}</td>
+                <td class="num">
+                    <button
+                        type="button"
+                        class="btn btn-small btn-link"
+                        data-testid="customer-keys"
+                        on:click=move |_| show_keys(&for_keys)
+                    >
+                        {keys_label}
+                    </button>
+                </td>
+                <td class="muted">{format::date(&c.updated_at)}</td>
+                {can_write
+                    .then(|| {
+                        view! {
+                            <td class="row-actions">
+                                <button
+                                    type="button"
+                                    class="btn btn-small"
+                                    data-testid="customer-edit"
+                                    aria-label=format!("Edit {}", c.name)
+                                    on:click=move |_| open_form(Editing::Existing(for_edit.clone()))
+                                >
+                                    "Edit"
+                                </button>
+                                <button
+                                    type="button"
+                                    class="btn btn-small btn-danger-quiet"
+                                    data-testid="customer-delete"
+                                    aria-label=format!("Delete {}", c.name)
+                                    on:click=move |_| {
+                                        deleting.set(Some(for_delete.clone()));
+                                        delete_open.set(true);
+                                    }
+                                >
+                                    "Delete"
+                                </button>
+                            </td>
+                        }
+                    })}
+            </tr>
+        }
+    };
+    let columns = if can_write { 6 } else { 5 };
+
+    view! {
+        <section class="page" data-testid="customers-page">
+            <header class="page-head">
+                <h1>"Customers"</h1>
+                {can_write
+                    .then(|| {
+                        view! {
+                            <button
+                                type="button"
+                                class="btn btn-primary"
+                                data-testid="new-customer"
+                                on:click=move |_| open_form(Editing::New)
+                            >
+                                "New customer"
+                            </button>
+                        }
+                    })}
+            </header>
+            {move || {
+                data.error_of(CUSTOMER_LIST)
+                    .map(|e| {
+                        view! {
+                            <p class="banner banner-error" role="alert" data-testid="customers-error">
+                                "The list could not be refreshed: " {format::sentence(&e)}
+                                " Showing the last customers received."
+                            </p>
+                        }
+                    })
+            }}
+            <div class="toolbar">
+                <div class="field">
+                    <label for="customers-search">"Search"</label>
+                    <input
+                        id="customers-search"
+                        type="search"
+                        placeholder="Name, email or company"
+                        data-testid="customers-search"
+                        bind:value=search
+                        on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                            if ev.key() == "Enter" {
+                                apply_search();
+                            }
+                        }
+                    />
+                </div>
+                <button type="button" class="btn btn-small" data-testid="customers-search-go" on:click=move |_| apply_search()>
+                    "Search"
+                </button>
+                <span class="toolbar-count" data-testid="customers-count">
+                    {range}
+                </span>
+            </div>
+            <div class="table-wrap">
+                <table class="data-table" data-testid="customers-table">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Name"</th>
+                            <th scope="col">"Email"</th>
+                            <th scope="col">"Company"</th>
+                            <th scope="col" class="num">"Keys"</th>
+                            <th scope="col">"Updated"</th>
+                            {can_write.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {move || match list.get() {
+                            None => {
+                                view! {
+                                    <tr>
+                                        <td colspan=columns class="empty" aria-busy="true">"Loading customers…"</td>
+                                    </tr>
+                                }
+                                    .into_any()
+                            }
+                            Some(page) if page.items.is_empty() => {
+                                let text = if query.with(|q| q.q.trim().is_empty()) {
+                                    "No customers yet."
+                                } else {
+                                    "No customer matches this search."
+                                };
+                                view! {
+                                    <tr>
+                                        <td colspan=columns class="empty" data-testid="customers-empty">{text}</td>
+                                    </tr>
+                                }
+                                    .into_any()
+                            }
+                            Some(page) => page.items.into_iter().map(row).collect_view().into_any(),
+                        }}
+                    </tbody>
+                </table>
+            </div>
+            <nav class="pager" aria-label="Pages">
+                <button
+                    type="button"
+                    class="btn btn-small"
+                    data-testid="customers-prev"
+                    disabled=move || query.with(|q| q.history.is_empty())
+                    on:click=move |_| {
+                        query.update(|q| {
+                            q.cursor = q.history.pop().flatten();
+                        })
+                    }
+                >
+                    "← Previous"
+                </button>
+                <span class="pager-page">{move || format!("Page {}", query.with(|q| q.history.len()) + 1)}</span>
+                <button
+                    type="button"
+                    class="btn btn-small"
+                    data-testid="customers-next"
+                    disabled=move || next_cursor().is_none()
+                    on:click=move |_| {
+                        if let Some(cursor) = next_cursor() {
+                            query.update(|q| {
+                                let previous = q.cursor.take();
+                                q.history.push(previous);
+                                q.cursor = Some(cursor);
+                            });
+                        }
+                    }
+                >
+                    "Next →"
+                </button>
+            </nav>
+            {can_write
+                .then(|| {
+                    view! {
+                        <Modal open=form_open title="Customer" testid="customer-dialog">
+                            <CustomerForm editing=editing open=form_open />
+                        </Modal>
+                        <Modal open=delete_open title="Delete customer" testid="customer-delete-dialog">
+                            <DeleteCustomer deleting=deleting open=delete_open />
+                        </Modal>
+                    }
+                })}
+        </section>
+    }
+}
+
+/// Create or edit one customer. An edit sends `If-Match`; a 412 shows that someone else
+/// changed the customer and loads their version into the form.
+#[component]
+fn CustomerForm(editing: RwSignal<Option<Editing>>, open: RwSignal<bool>) -> impl IntoView {
+    let data = AdminData::get();
+    let existing = move || match editing.get_untracked() {
+        Some(Editing::Existing(c)) => Some(c),
+        _ => None,
+    };
+    let start = existing();
+    let name = RwSignal::new(start.as_ref().map(|c| c.name.clone()).unwrap_or_default());
+    let email = RwSignal::new(start.as_ref().map(|c| c.email.clone()).unwrap_or_default());
+    let company = RwSignal::new(
+        start
+            .as_ref()
+            .map(|c| c.company.clone())
+            .unwrap_or_default(),
+    );
+    let notes = RwSignal::new(start.as_ref().map(|c| c.notes.clone()).unwrap_or_default());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let is_new = start.is_none();
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let (n, e) = (
+            name.get_untracked().trim().to_owned(),
+            email.get_untracked().trim().to_owned(),
+        );
+        if n.is_empty() || e.is_empty() {
+            error.set(Some("A customer needs a name and an email.".into()));
+            return;
+        }
+        busy.set(true);
+        error.set(None);
+        let target = existing();
+        leptos::task::spawn_local(async move {
+            let (c, t) = (company.get_untracked(), notes.get_untracked());
+            let result: Result<CustomerView, ApiFailure> = match &target {
+                None => {
+                    let body = CreateCustomer {
+                        name: n,
+                        email: e,
+                        company: Some(c),
+                        notes: Some(t),
+                    };
+                    api::send_json("POST", "/api/admin/customers", &body, None).await
+                }
+                Some(current) => {
+                    let body = PatchCustomer {
+                        name: Some(n),
+                        email: Some(e),
+                        company: Some(c),
+                        notes: Some(t),
+                    };
+                    api::send_json(
+                        "PATCH",
+                        &format!("/api/admin/customers/{}", current.id),
+                        &body,
+                        Some(&if_match(current)),
+                    )
+                    .await
+                }
+            };
+            busy.try_set(false);
+            match result {
+                Ok(saved) => {
+                    open.try_set(false);
+                    data.say(
+                        NoticeKind::Success,
+                        if target.is_none() {
+                            format!("{} added.", saved.name)
+                        } else {
+                            format!("{} saved.", saved.name)
+                        },
+                    );
+                }
+                Err(failure) => {
+                    if failure.is_unauthorized() {
+                        Session::get().expire();
+                    }
+                    if let Some(theirs) = current_of(&failure) {
+                        // Show their version; saving again applies this form over it.
+                        name.try_set(theirs.name.clone());
+                        email.try_set(theirs.email.clone());
+                        company.try_set(theirs.company.clone());
+                        notes.try_set(theirs.notes.clone());
+                        editing.try_set(Some(Editing::Existing(theirs)));
+                        error.try_set(Some(
+                            "This customer was changed elsewhere while you edited it. The form \
+                             now shows the current version: check it and save again."
+                                .into(),
+                        ));
+                    } else {
+                        error.try_set(Some(failure.message()));
+                    }
+                }
+            }
+            data.after_mutation().await;
+        });
+    };
+    view! {
+        <form class="form" on:submit=submit data-testid="customer-form" novalidate>
+            <label for="customer-name">"Name"</label>
+            <input id="customer-name" type="text" required autofocus data-testid="customer-name" bind:value=name />
+            <label for="customer-email">"Email"</label>
+            <input id="customer-email" type="email" required data-testid="customer-email" bind:value=email />
+            <label for="customer-company">"Company"</label>
+            <input id="customer-company" type="text" data-testid="customer-company" bind:value=company />
+            <label for="customer-notes">"Notes"</label>
+            <textarea id="customer-notes" rows="3" data-testid="customer-notes" bind:value=notes></textarea>
+            {move || {
+                error
+                    .get()
+                    .map(|e| {
+                        view! {
+                            <p class="form-error" role="alert" data-testid="customer-form-error">
+                                {e}
+                            </p>
+                        }
+                    })
+            }}
+            <div class="modal-actions">
+                <button type="button" class="btn" data-testid="customer-cancel" on:click=move |_| open.set(false)>
+                    "Cancel"
+                </button>
+                <button
+                    type="submit"
+                    class="btn btn-primary"
+                    data-testid="customer-save"
+                    aria-busy=move || busy.get().to_string()
+                    disabled=move || busy.get()
+                >
+                    {if is_new { "Add customer" } else { "Save changes" }}
+                </button>
+            </div>
+        </form>
+    }
+}
+
+/// Deleting a customer: with keys, the API refuses (409) unless its keys are revoked and
+/// unlinked in the same step, so that choice is offered up front.
+#[component]
+fn DeleteCustomer(deleting: RwSignal<Option<CustomerView>>, open: RwSignal<bool>) -> impl IntoView {
+    let data = AdminData::get();
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let run = move |cascade: bool| {
+        let Some(c) = deleting.get_untracked() else {
+            return;
+        };
+        busy.set(true);
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            let path = if cascade {
+                format!("/api/admin/customers/{}?cascade=revoke", c.id)
+            } else {
+                format!("/api/admin/customers/{}", c.id)
+            };
+            let result = api::send_empty("DELETE", &path, Some(&if_match(&c))).await;
+            busy.try_set(false);
+            match result {
+                Ok(()) => {
+                    open.try_set(false);
+                    data.say(NoticeKind::Success, format!("{} deleted.", c.name));
+                }
+                Err(failure) => {
+                    if failure.is_unauthorized() {
+                        Session::get().expire();
+                    }
+                    if let Some(current) = current_of(&failure) {
+                        deleting.try_set(Some(current));
+                        error.try_set(Some(
+                            "This customer was changed elsewhere; check the current details and \
+                             choose again."
+                                .into(),
+                        ));
+                    } else if failure.code() == "customer_has_keys" {
+                        // Keys were added meanwhile: offer the cascade now.
+                        let with_keys = CustomerView {
+                            key_count: c.key_count.max(1),
+                            ..c.clone()
+                        };
+                        deleting.try_set(Some(with_keys));
+                        error.try_set(Some(
+                            "This customer has keys now: revoke them to delete the customer."
+                                .into(),
+                        ));
+                    } else {
+                        error.try_set(Some(failure.message()));
+                    }
+                }
+            }
+            data.after_mutation().await;
+        });
+    };
+    move || {
+        deleting.get().map(|c| {
+            let has_keys = c.key_count > 0;
+            view! {
+                <div data-testid="customer-delete-body">
+                    <p>
+                        {format!("Delete {} ({})?", c.name, c.email)}
+                    </p>
+                    {has_keys
+                        .then(|| {
+                            view! {
+                                <p class="banner banner-warning" data-testid="customer-delete-keys">
+                                    {format!(
+                                        "{} has {} license key{}. Deleting revokes {} and unlinks {} from the customer.",
+                                        c.name,
+                                        c.key_count,
+                                        if c.key_count == 1 { "" } else { "s" },
+                                        if c.key_count == 1 { "it" } else { "them" },
+                                        if c.key_count == 1 { "it" } else { "them" },
+                                    )}
+                                </p>
+                            }
+                        })}
+                    {move || {
+                        error
+                            .get()
+                            .map(|e| {
+                                view! {
+                                    <p class="form-error" role="alert" data-testid="customer-delete-error">
+                                        {e}
+                                    </p>
+                                }
+                            })
+                    }}
+                    <div class="modal-actions">
+                        <button type="button" class="btn" data-testid="customer-delete-cancel" on:click=move |_| open.set(false)>
+                            "Cancel"
+                        </button>
+                        <button
+                            type="button"
+                            class="btn btn-danger"
+                            data-testid="customer-delete-confirm"
+                            disabled=move || busy.get()
+                            on:click=move |_| run(has_keys)
+                        >
+                            {if has_keys { "Revoke keys and delete" } else { "Delete" }}
+                        </button>
+                    </div>
+                </div>
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_customer_view_searches_by_name_order_and_pages_by_cursor() {
+        let query = CustomerQuery {
+            q: " Acme & co ".into(),
+            cursor: Some("c=".into()),
+            history: vec![None],
+        };
+
+        assert_eq!(
+            CustomerQuery::default().path(),
+            "/api/admin/customers?limit=20&sort=name"
+        );
+        assert_eq!(
+            query.path(),
+            "/api/admin/customers?limit=20&sort=name&q=Acme%20%26%20co&cursor=c%3D"
+        );
+    }
+}

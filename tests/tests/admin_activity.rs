@@ -1,0 +1,210 @@
+//! The activity page in headless Chromium against the real server and database: entries made
+//! elsewhere (an admin's change, a license validation) appear live through push, and the
+//! action, actor, target and time filters narrow the log.
+//!
+//! Every polling interval is ten minutes (the app's test hooks), so an entry that appears while
+//! the page is open came by push.
+
+use std::time::{Duration, Instant};
+
+use keysync_e2e::{built_dist, Browser, ServerProcess};
+use serde_json::{json, Value};
+
+const OWNER: &str = "owner@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+const WAIT: Duration = Duration::from_secs(20);
+const SLOW: u64 = 600_000;
+
+fn start_server() -> ServerProcess {
+    let dist = built_dist().unwrap();
+    ServerProcess::start(&[
+        ("KEYSYNC_DIST_DIR", dist.to_str().unwrap()),
+        ("KEYSYNC_ADMIN_EMAIL", OWNER),
+        ("KEYSYNC_ADMIN_PASSWORD", PASSWORD),
+        ("KEYSYNC_LOG", "warn"),
+    ])
+    .unwrap()
+}
+
+async fn click(browser: &Browser, css: &str) {
+    browser
+        .wait_for(css, WAIT)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Sets a form control's value the way a person does (`input` and `change` events).
+async fn set_value(browser: &Browser, css: &str, value: &str) {
+    browser.wait_for(css, WAIT).await.unwrap();
+    browser
+        .js(&format!(
+            "const el = document.querySelector({css:?}); el.value = {value:?}; \
+             el.dispatchEvent(new Event('input', {{bubbles: true}})); \
+             el.dispatchEvent(new Event('change', {{bubbles: true}}));"
+        ))
+        .await
+        .unwrap();
+}
+
+/// The entries shown, as `[action, actor]`.
+async fn entries(browser: &Browser) -> Vec<(String, String)> {
+    serde_json::from_value(
+        browser
+            .js(
+                "return [...document.querySelectorAll('[data-testid=activity-row]')] \
+                 .map(r => [r.dataset.action, r.dataset.actor]);",
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Waits until `check` holds for the entries shown; returns them.
+async fn wait_for_entries(
+    browser: &Browser,
+    what: &str,
+    check: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let start = Instant::now();
+    loop {
+        let shown = entries(browser).await;
+        if check(&shown) {
+            return shown;
+        }
+        assert!(start.elapsed() < WAIT, "never {what}: {shown:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_activity_log_is_live_and_filters_by_action_actor_target_and_time() {
+    // Arrange
+    let server = start_server();
+    let browser = Browser::start().await.unwrap();
+    browser
+        .client
+        .goto(&format!("{}/login", server.address))
+        .await
+        .unwrap();
+    browser
+        .wait_for("[data-testid=app-root]", WAIT)
+        .await
+        .unwrap();
+    let intervals = json!({"dashboard-stats": SLOW, "license-keys": SLOW, "customers": SLOW,
+                           "admin-users": SLOW, "activity": SLOW});
+    browser
+        .js(&format!(
+            "localStorage.setItem('keysync.sync.intervals', {:?});",
+            intervals.to_string()
+        ))
+        .await
+        .unwrap();
+    browser
+        .sign_in(&server.address, OWNER, PASSWORD)
+        .await
+        .unwrap();
+    click(&browser, "[data-testid=nav-activity]").await;
+    browser
+        .wait_for("[data-testid=sync-indicator][data-state=live]", WAIT)
+        .await
+        .unwrap();
+    let at_start = wait_for_entries(&browser, "showing the sign-in", |e| {
+        e.iter().any(|(action, _)| action == "auth.login")
+    })
+    .await;
+
+    // Act 1: changes made elsewhere.
+    let api = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = api
+        .post(format!("{}/api/auth/login", server.address))
+        .json(&json!({"email": OWNER, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert!(login.status().is_success());
+    let customer: Value = api
+        .post(format!("{}/api/admin/customers", server.address))
+        .json(&json!({"name": "Acme Ltd", "email": "it@acme.example"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key: Value = api
+        .post(format!("{}/api/admin/keys", server.address))
+        .json(&json!({"customer_id": customer["id"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let validation = reqwest::Client::new()
+        .post(format!("{}/api/validate-license", server.address))
+        .json(&json!({"key": key["key"], "fingerprint": "machine-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(validation.status().is_success());
+    let live = wait_for_entries(&browser, "showing the new entries", |e| {
+        [
+            "customer.created",
+            "license_key.created",
+            "license.validate",
+        ]
+        .iter()
+        .all(|a| e.iter().any(|(action, _)| action == a))
+    })
+    .await;
+    browser.screenshot("activity").await.unwrap();
+
+    // Act 2: filters.
+    set_value(&browser, "[data-testid=activity-action]", "license.").await;
+    let validations = wait_for_entries(&browser, "only validations", |e| {
+        !e.is_empty() && e.iter().all(|(action, _)| action == "license.validate")
+    })
+    .await;
+    set_value(&browser, "[data-testid=activity-action]", "").await;
+    set_value(&browser, "[data-testid=activity-target]", "customer").await;
+    let customers = wait_for_entries(&browser, "only customer entries", |e| {
+        !e.is_empty() && e.iter().all(|(action, _)| action.starts_with("customer."))
+    })
+    .await;
+    set_value(&browser, "[data-testid=activity-target]", "").await;
+    set_value(&browser, "[data-testid=activity-actor]", OWNER).await;
+    let by_owner = wait_for_entries(&browser, "only the owner's entries", |e| {
+        e.len() >= 3 && e.iter().all(|(_, actor)| actor == OWNER)
+    })
+    .await;
+    set_value(&browser, "[data-testid=activity-actor]", "").await;
+    set_value(&browser, "[data-testid=activity-from]", "2099-01-01").await;
+    browser
+        .wait_for("[data-testid=activity-empty]", WAIT)
+        .await
+        .expect("no entry lies in the future");
+    set_value(&browser, "[data-testid=activity-from]", "").await;
+    let all_again =
+        wait_for_entries(&browser, "every entry again", |e| e.len() == live.len()).await;
+
+    // Assert
+    assert!(!at_start.is_empty());
+    assert!(validations.len() == 1, "{validations:?}");
+    assert_eq!(
+        customers,
+        vec![("customer.created".to_owned(), OWNER.to_owned())]
+    );
+    assert!(
+        !by_owner.iter().any(|(a, _)| a == "license.validate"),
+        "a validation is the license client's, not the owner's: {by_owner:?}"
+    );
+    assert_eq!(all_again, live);
+    browser.close().await.unwrap();
+}

@@ -12,10 +12,12 @@ pub mod keys;
 pub mod license;
 pub mod page;
 pub mod patch;
+pub mod preferences;
 pub mod releases;
 pub mod roles;
 pub mod stats;
 pub mod sync;
+pub mod sync_metrics;
 
 pub use admins::{AdminView, CreateAdmin, LoginRequest, PatchAdmin};
 pub use audit::AuditLogView;
@@ -28,7 +30,12 @@ pub use license::{
     PublicKeyView, SignedPayload, ValidateLicenseRequest, ValidateLicenseResponse, ValidationCode,
 };
 pub use page::Page;
+pub use preferences::{SourceIntervals, SyncLogLevel, SyncPreferences};
 pub use releases::{DownloadLink, DownloadRequest, LatestRelease, ReleaseAsset};
 pub use roles::AdminRole;
 pub use stats::DashboardStats;
 pub use sync::{Change, SyncResponse, WebhookEvent};
+pub use sync_metrics::{
+    MetricsAccepted, PushHealth, PushSample, SourceHealth, SourceSample, SyncHealth,
+    SyncMetricsBatch,
+};

@@ -7,43 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::clock::{Clock, Millis};
 
-/// At most this many durations per source per batch (the server's limit is 1000).
-pub const MAX_DURATIONS: usize = 1000;
-/// At most this many sources per batch (the server's limit).
-pub const MAX_SAMPLES: usize = 64;
+pub use keysync_shared::sync_metrics::{MAX_DURATIONS, MAX_SAMPLES};
+pub use keysync_shared::{PushSample, SourceSample, SyncMetricsBatch as MetricsBatch};
+
 /// How often a batch is sent.
 pub const BATCH_INTERVAL: Millis = 60_000;
-
-/// One source's figures since the last batch.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SourceSample {
-    pub source: String,
-    pub fetches: u32,
-    pub not_modified: u32,
-    pub errors: u32,
-    pub bytes: u64,
-    pub durations_ms: Vec<f64>,
-}
-
-/// The push stream's figures since the last batch.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct PushSample {
-    pub connected_ms: u64,
-    pub window_ms: u64,
-    pub reconnects: u32,
-}
-
-/// The body of `POST /api/admin/sync/metrics`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct MetricsBatch {
-    pub samples: Vec<SourceSample>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub push: Option<PushSample>,
-}
 
 /// What one fetch did.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -9,6 +9,7 @@ pub mod components;
 pub mod data;
 pub mod format;
 pub mod pages;
+pub mod prefs;
 pub mod router;
 pub mod session;
 pub mod sync;

@@ -19,6 +19,7 @@ pub mod manager;
 pub mod push;
 pub mod queue;
 pub mod registry;
+pub mod reporter;
 
 use std::cell::RefCell;
 use std::rc::Rc;

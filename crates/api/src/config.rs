@@ -93,6 +93,8 @@ pub struct Settings {
     pub trust_proxy_headers: bool,
     /// Shared secret for signed webhook deliveries (`X-Keysync-Signature`); unset refuses them.
     pub webhook_secret: Option<String>,
+    /// Bearer token `GET /metrics` requires; unset leaves the endpoint open (it holds counts only).
+    pub metrics_token: Option<String>,
     /// Days change-feed entries are kept.
     pub change_retention_days: u32,
     /// Days audit-log entries are kept.
@@ -152,6 +154,7 @@ impl Default for Settings {
             login_attempts_per_ip_per_minute: 30,
             trust_proxy_headers: false,
             webhook_secret: None,
+            metrics_token: None,
             change_retention_days: 7,
             audit_retention_days: 90,
             feed_poll_ms: 20,

@@ -2,6 +2,7 @@
 //! the integration tests start the same [`startup::Application`] on port 0.
 
 pub mod admins;
+pub mod analytics;
 pub mod auth;
 pub mod cli;
 pub mod config;

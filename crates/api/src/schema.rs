@@ -12,6 +12,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    admin_preferences (admin_id) {
+        admin_id -> Int8,
+        preferences -> Text,
+        version -> Int8,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     admin_users (id) {
         id -> Int8,
         email -> Text,
@@ -138,11 +148,13 @@ diesel::table! {
 }
 
 diesel::joinable!(activations -> license_keys (license_key_id));
+diesel::joinable!(admin_preferences -> admin_users (admin_id));
 diesel::joinable!(license_keys -> customers (customer_id));
 diesel::joinable!(sessions -> admin_users (admin_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     activations,
+    admin_preferences,
     admin_users,
     audit_logs,
     changes,

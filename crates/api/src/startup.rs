@@ -33,6 +33,8 @@ pub struct AppState {
     pub licensing: LicensingService,
     /// The portal's latest release.
     pub releases: ReleasesService,
+    /// What browsers report about their sync.
+    pub analytics: crate::analytics::SyncAnalytics,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             feed,
             licensing,
             releases,
+            analytics: Default::default(),
         })
     }
 

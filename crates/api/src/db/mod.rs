@@ -17,6 +17,7 @@ pub mod customers;
 pub mod keys;
 pub mod licensing;
 pub mod models;
+pub mod preferences;
 pub mod releases;
 pub mod server_settings;
 pub mod sessions;
@@ -50,6 +51,7 @@ pub trait Db:
     + licensing::KeyLocks
     + releases::ReleaseStore
     + server_settings::SettingStore
+    + preferences::PreferenceStore
 {
 }
 
@@ -65,6 +67,7 @@ impl<T> Db for T where
         + licensing::KeyLocks
         + releases::ReleaseStore
         + server_settings::SettingStore
+        + preferences::PreferenceStore
 {
 }
 

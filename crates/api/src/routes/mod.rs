@@ -13,9 +13,11 @@ pub mod health;
 pub mod license_keys;
 pub mod licensing;
 pub mod openapi;
+pub mod preferences;
 pub mod releases;
 pub mod stats;
 pub mod sync;
+pub mod sync_metrics;
 pub mod users;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -78,6 +80,8 @@ api_routes! {
     post "/auth/login" [Public] "Sign in; sets the session cookie" => auth::login;
     post "/auth/logout" [Public] "Sign out; ends the session" => auth::logout;
     get "/auth/me" [Signed(VIEWER)] "The signed-in admin" => auth::me;
+    get "/admin/me/preferences" [Signed(VIEWER)] "Your sync preferences (defaults until saved)" => preferences::get_my_preferences;
+    put "/admin/me/preferences" [Signed(VIEWER)] "Save your sync preferences; your other browsers apply them" => preferences::put_my_preferences;
     get "/admin/stats" [Signed(VIEWER)] "Dashboard statistics" => stats::get_stats;
     get "/admin/keys" [Signed(VIEWER)] "List license keys" => license_keys::list_keys;
     post "/admin/keys" [Signed(ADMIN)] "Create a license key" => license_keys::create_key;
@@ -98,12 +102,15 @@ api_routes! {
     get "/admin/audit-logs" [Signed(VIEWER)] "The activity log, newest first" => audit_logs::list_audit_logs;
     get "/admin/sync" [Signed(VIEWER)] "Changes since a cursor or time; ?wait= long-polls" => sync::get_sync;
     post "/admin/sync" [Signed(ADMIN)] "Webhook: HMAC-signed (X-Keysync-Signature) or an admin session" => sync::post_webhook;
+    post "/admin/sync/metrics" [Signed(VIEWER)] "Report this browser's sync figures (fetch times, bytes, 304s, errors, push uptime)" => sync_metrics::post_sync_metrics;
+    get "/admin/sync/metrics" [Signed(VIEWER)] "Sync health per source, from every browser's reports to this instance" => sync_metrics::get_sync_metrics;
     get "/admin/events" [Signed(VIEWER)] "Server-sent events, one per change" => events::get_events;
 }
 
 /// Mounts every `/api` route on `cfg`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(register(web::scope("/api")).default_service(web::to(api_not_found)));
+    cfg.service(register(web::scope("/api")).default_service(web::to(api_not_found)))
+        .route("/metrics", web::get().to(sync_metrics::prometheus));
 }
 
 /// Unknown `/api/...` paths answer JSON, never the SPA's HTML.

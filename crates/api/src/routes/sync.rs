@@ -214,6 +214,14 @@ fn sync_page<S: Db>(
         .iter()
         .map(|e| (e.id, serde_json::to_value(e.view()).unwrap_or_default()))
         .collect();
+    let mut preferences: HashMap<i64, Value> = HashMap::new();
+    for id in ids_of(super::preferences::RESOURCE) {
+        let row = crate::db::preferences::PreferenceStore::find_preferences(store, id)?;
+        if let Some(row) = row {
+            let prefs = super::preferences::preferences_of(Some(&row));
+            preferences.insert(id, serde_json::to_value(prefs).unwrap_or_default());
+        }
+    }
     let changes: Vec<Change> = rows
         .iter()
         .map(|row| {
@@ -222,6 +230,7 @@ fn sync_page<S: Db>(
                 "customers" => customers.get(&row.resource_id),
                 "admin_users" => admins.get(&row.resource_id),
                 "webhooks" => events.get(&row.resource_id),
+                super::preferences::RESOURCE => preferences.get(&row.resource_id),
                 _ => None,
             };
             Change {

@@ -8,4 +8,5 @@ mod fake_github;
 mod foundation;
 mod licensing;
 mod portal;
+mod preferences;
 mod sync;

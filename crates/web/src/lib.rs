@@ -8,6 +8,7 @@ pub mod api;
 pub mod components;
 pub mod data;
 pub mod format;
+pub mod outbox;
 pub mod pages;
 pub mod prefs;
 pub mod router;

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 
 use crate::api;
-use crate::components::SyncBar;
+use crate::components::{ConflictHost, PendingBadge, SyncBar};
 use crate::data::{provide_admin_data, AdminData, NoticeKind};
 use crate::pages::{Dashboard, Keys, NotFound};
 use crate::router::{self, AdminPage, Link, Location, Redirect};
@@ -26,6 +26,7 @@ pub fn AdminShell() -> impl IntoView {
 #[component]
 fn SignedInShell(session: Session) -> impl IntoView {
     let data = provide_admin_data(session);
+    crate::outbox::Outbox::provide(data);
     let sign_out = move |_| {
         leptos::task::spawn_local(async move {
             let _ = api::send_empty("POST", "/api/auth/logout", None).await;
@@ -58,7 +59,10 @@ fn SignedInShell(session: Session) -> impl IntoView {
                 </div>
             </aside>
             <div class="shell-main">
-                <SyncBar />
+                <div class="shell-bar">
+                    <SyncBar />
+                    <PendingBadge />
+                </div>
                 <Notice data=data />
                 {move || match page.get() {
                     AdminPage::Dashboard => view! { <Dashboard /> }.into_any(),
@@ -66,6 +70,7 @@ fn SignedInShell(session: Session) -> impl IntoView {
                     AdminPage::NotFound => view! { <NotFound /> }.into_any(),
                 }}
             </div>
+            <ConflictHost />
         </div>
     }
 }

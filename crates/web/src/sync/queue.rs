@@ -182,6 +182,19 @@ pub fn current_of(body: &str) -> Option<String> {
     (!current.is_null()).then(|| current.to_string())
 }
 
+/// Whether every field of `mine` (a JSON patch) already has that value in `current`: a write
+/// whose answer was lost but which did land. Replaying it meets 412, and there is nothing to ask.
+pub fn already_applied(mine: &serde_json::Map<String, serde_json::Value>, current: &str) -> bool {
+    let Ok(serde_json::Value::Object(current)) = serde_json::from_str::<serde_json::Value>(current)
+    else {
+        return false;
+    };
+    !mine.is_empty()
+        && mine
+            .iter()
+            .all(|(k, v)| current.get(k).unwrap_or(&serde_json::Value::Null) == v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +319,18 @@ mod tests {
         assert!(q.discard(a));
         assert!(!q.discard(a));
         assert_eq!(q.front().map(|w| w.id), Some(b));
+    }
+
+    #[test]
+    fn a_write_whose_values_are_already_there_counts_as_landed() {
+        let mine: serde_json::Map<_, _> =
+            serde_json::from_str(r#"{"notes":"x","max_activations":null}"#).unwrap();
+        let landed = r#"{"id":1,"notes":"x","max_activations":null,"version":4}"#;
+        let other = r#"{"id":1,"notes":"y","max_activations":null,"version":4}"#;
+
+        assert!(already_applied(&mine, landed));
+        assert!(!already_applied(&mine, other));
+        assert!(!already_applied(&serde_json::Map::new(), landed));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod api;
 pub mod components;
 pub mod data;
 pub mod format;
+pub mod notes;
 pub mod outbox;
 pub mod pages;
 pub mod prefs;
@@ -52,6 +53,7 @@ pub fn App() -> impl IntoView {
                 <main>
                     {move || match section.get() {
                         Section::Home => view! { <pages::Home /> }.into_any(),
+                        Section::Portal => view! { <pages::Portal /> }.into_any(),
                         Section::Login => view! { <pages::Login /> }.into_any(),
                         Section::Admin => view! { <pages::AdminShell /> }.into_any(),
                         Section::NotFound => view! { <pages::NotFound /> }.into_any(),

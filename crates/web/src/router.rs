@@ -56,6 +56,7 @@ impl Location {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Home,
+    Portal,
     Login,
     Admin,
     NotFound,
@@ -66,12 +67,14 @@ pub enum Section {
 pub enum AdminPage {
     Dashboard,
     Keys,
+    Settings,
     NotFound,
 }
 
 pub fn section(path: &str) -> Section {
     match path.trim_end_matches('/') {
-        "" | "/portal" => Section::Home,
+        "" => Section::Home,
+        "/portal" => Section::Portal,
         "/login" => Section::Login,
         p if p == "/admin" || p.starts_with("/admin/") => Section::Admin,
         _ => Section::NotFound,
@@ -82,6 +85,7 @@ pub fn admin_page(path: &str) -> AdminPage {
     match path.trim_end_matches('/') {
         "/admin" => AdminPage::Dashboard,
         "/admin/keys" => AdminPage::Keys,
+        "/admin/settings" => AdminPage::Settings,
         _ => AdminPage::NotFound,
     }
 }
@@ -134,6 +138,8 @@ mod tests {
     #[test]
     fn paths_map_to_sections_and_admin_pages() {
         assert_eq!(section("/"), Section::Home);
+        assert_eq!(section("/portal"), Section::Portal);
+        assert_eq!(admin_page("/admin/settings"), AdminPage::Settings);
         assert_eq!(section("/login"), Section::Login);
         assert_eq!(section("/admin"), Section::Admin);
         assert_eq!(section("/admin/keys/"), Section::Admin);

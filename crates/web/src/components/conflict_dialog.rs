@@ -26,7 +26,7 @@ pub fn show_value(value: Option<&Value>) -> String {
         None | Some(Value::Null) => "—".into(),
         Some(Value::String(s)) if s.is_empty() => "(empty)".into(),
         Some(Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(s) {
-            Ok(at) => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            Ok(at) => crate::format::date_time(&at.with_timezone(&chrono::Utc)),
             Err(_) => s.clone(),
         },
         Some(other) => other.to_string(),

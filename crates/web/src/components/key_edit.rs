@@ -68,11 +68,7 @@ pub fn EditKeyDialog(editing: RwSignal<Option<LicenseKeyView>>) -> impl IntoView
 fn EditForm(key: LicenseKeyView, editing: RwSignal<Option<LicenseKeyView>>) -> impl IntoView {
     let data = AdminData::get();
     let notes = RwSignal::new(key.notes.clone());
-    let expiry = RwSignal::new(
-        key.expires_at
-            .map(|d| d.format("%Y-%m-%d").to_string())
-            .unwrap_or_default(),
-    );
+    let expiry = RwSignal::new(key.expires_at.map(|d| format::date(&d)).unwrap_or_default());
     let seats = RwSignal::new(
         key.max_activations
             .map(|n| n.to_string())

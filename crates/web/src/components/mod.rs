@@ -9,6 +9,7 @@ pub mod key_table;
 mod modal;
 mod pending_badge;
 mod stat_card;
+pub mod sync_health;
 mod sync_indicator;
 
 pub use chart::ValidationsChart;
@@ -20,4 +21,5 @@ pub use key_table::KeyTable;
 pub use modal::Modal;
 pub use pending_badge::PendingBadge;
 pub use stat_card::StatCard;
+pub use sync_health::SyncHealthPanel;
 pub use sync_indicator::SyncBar;

@@ -5,6 +5,8 @@ mod home;
 mod keys;
 mod login;
 mod not_found;
+mod portal;
+mod settings;
 mod shell;
 
 pub use dashboard::Dashboard;
@@ -12,4 +14,6 @@ pub use home::Home;
 pub use keys::Keys;
 pub use login::Login;
 pub use not_found::NotFound;
+pub use portal::Portal;
+pub use settings::Settings;
 pub use shell::AdminShell;

@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use crate::api;
 use crate::components::{ConflictHost, PendingBadge, SyncBar};
 use crate::data::{provide_admin_data, AdminData, NoticeKind};
-use crate::pages::{Dashboard, Keys, NotFound};
+use crate::pages::{Dashboard, Keys, NotFound, Settings};
 use crate::router::{self, AdminPage, Link, Location, Redirect};
 use crate::session::{Auth, Session};
 
@@ -47,6 +47,9 @@ fn SignedInShell(session: Session) -> impl IntoView {
                     <Link href="/admin/keys" testid="nav-keys">
                         "License keys"
                     </Link>
+                    <Link href="/admin/settings" testid="nav-settings">
+                        "Settings"
+                    </Link>
                 </nav>
                 <div class="sidebar-user" data-testid="current-user">
                     <span class="user-email">{move || who().map(|a| a.email).unwrap_or_default()}</span>
@@ -67,6 +70,7 @@ fn SignedInShell(session: Session) -> impl IntoView {
                 {move || match page.get() {
                     AdminPage::Dashboard => view! { <Dashboard /> }.into_any(),
                     AdminPage::Keys => view! { <Keys /> }.into_any(),
+                    AdminPage::Settings => view! { <Settings /> }.into_any(),
                     AdminPage::NotFound => view! { <NotFound /> }.into_any(),
                 }}
             </div>

@@ -159,7 +159,16 @@ impl WriteQueue {
 pub fn classify(status: Option<u16>, etag: Option<String>, body: &str) -> ReplayOutcome {
     match status {
         None => ReplayOutcome::Network,
-        Some(s) if (200..300).contains(&s) => ReplayOutcome::Landed { etag },
+        Some(s) if (200..300).contains(&s) => ReplayOutcome::Landed {
+            // Without the header, the new version from the body (`"version": 4` → `"v4"`).
+            etag: etag.or_else(|| {
+                serde_json::from_str::<serde_json::Value>(body)
+                    .ok()?
+                    .get("version")?
+                    .as_i64()
+                    .map(|v| format!("\"v{v}\""))
+            }),
+        },
         Some(412) => ReplayOutcome::Conflict {
             current: current_of(body),
         },
@@ -349,6 +358,12 @@ mod tests {
             classify(Some(412), None, conflict),
             ReplayOutcome::Conflict {
                 current: Some(r#"{"id":1,"version":5}"#.into())
+            }
+        );
+        assert_eq!(
+            classify(Some(200), None, r#"{"id":1,"version":7}"#),
+            ReplayOutcome::Landed {
+                etag: Some("\"v7\"".into())
             }
         );
         assert_eq!(classify(Some(503), None, ""), ReplayOutcome::Network);

@@ -1,7 +1,6 @@
-//! Typed calls to the keysync JSON API on the page's own origin, over the browser's `fetch`.
-//!
-//! Not reqwest: on wasm it is a wrapper over the same `fetch` that also pulls in URL parsing with
-//! IDNA tables, about a fifth of the gzipped bundle; the app only ever calls its own origin.
+//! Typed calls to the keysync JSON API on the page's own origin, with reqwest (on wasm it drives
+//! the browser's `fetch`, so the session cookie is the browser's: requests go with
+//! `credentials: "same-origin"`, and the browser's HTTP cache is bypassed with `no-store`).
 //!
 //! Reads of synced sources go through [`get_cached`]: the shared `DataCache` answers while an
 //! entry is fresh, and otherwise the request carries the cached `ETag` in `If-None-Match`, so an
@@ -10,8 +9,6 @@
 use keysync_shared::{ErrorBody, Health};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 
 use crate::sync::analytics::FetchResult;
 use crate::sync::{self, Body, Millis};
@@ -60,13 +57,8 @@ impl std::fmt::Display for ApiFailure {
     }
 }
 
-fn js_failure(e: JsValue) -> ApiFailure {
-    let text = e
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| "request failed".into());
-    ApiFailure::Network(text)
+fn net_failure(e: reqwest::Error) -> ApiFailure {
+    ApiFailure::Network(e.to_string())
 }
 
 /// A raw answer.
@@ -76,46 +68,60 @@ pub struct Raw {
     pub body: String,
 }
 
+thread_local! {
+    /// One client for the page's lifetime (on wasm it holds no connections, only defaults).
+    static CLIENT: reqwest::Client = reqwest::Client::new();
+}
+
+/// reqwest wants absolute URLs; the API is always on the page's own origin.
+fn absolute(path: &str) -> Result<String, ApiFailure> {
+    let origin = web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .ok_or_else(|| ApiFailure::Network("no window".into()))?;
+    Ok(format!("{origin}{path}"))
+}
+
 /// Sends one request to `path` on this origin. Never served from the browser's HTTP cache
-/// (`cache: "no-store"`): freshness is the sync engine's business.
+/// (`cache: "no-store"`): freshness is the sync engine's business, and a conditional request
+/// made here reaches the server and comes back as a real 304. Dropping the future aborts the
+/// fetch (reqwest ties each request to an `AbortController`).
 pub async fn send(
     method: &str,
     path: &str,
     body: Option<String>,
     headers: &[(&str, &str)],
 ) -> Result<Raw, ApiFailure> {
-    let window = web_sys::window().ok_or_else(|| ApiFailure::Network("no window".into()))?;
-    let init = web_sys::RequestInit::new();
-    init.set_method(method);
-    init.set_cache(web_sys::RequestCache::NoStore);
-    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-    let h = web_sys::Headers::new().map_err(js_failure)?;
-    h.set("Accept", "application/json").map_err(js_failure)?;
+    let url = absolute(path)?;
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|e| ApiFailure::Network(e.to_string()))?;
+    let mut request = CLIENT
+        .with(|c| c.request(method, url))
+        .header("Accept", "application/json");
+    // Only the wasm client has fetch options; the native build serves the unit tests.
+    #[cfg(target_arch = "wasm32")]
+    {
+        request = request
+            .fetch_credentials_same_origin()
+            .fetch_cache_no_store();
+    }
     if let Some(body) = body {
-        h.set("Content-Type", "application/json")
-            .map_err(js_failure)?;
-        init.set_body(&JsValue::from_str(&body));
+        request = request
+            .header("Content-Type", "application/json")
+            .body(body);
     }
     for (name, value) in headers {
-        h.set(name, value).map_err(js_failure)?;
+        request = request.header(*name, *value);
     }
-    init.set_headers(&h);
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(path, &init))
-        .await
-        .map_err(js_failure)?
-        .dyn_into()
-        .map_err(js_failure)?;
-    let status = response.status();
-    let etag = response.headers().get("etag").ok().flatten();
-    let body = if status == 204 || status == 304 {
-        String::new()
-    } else {
-        JsFuture::from(response.text().map_err(js_failure)?)
-            .await
-            .map_err(js_failure)?
-            .as_string()
-            .unwrap_or_default()
-    };
+    let response = request.send().await.map_err(net_failure)?;
+    let status = response.status().as_u16();
+    let etag = response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // Always read the body, even the empty one of a 204 or 304: dropping an unread response
+    // aborts its fetch, and the browser then records the request as failed (status 0).
+    let body = response.text().await.map_err(net_failure)?;
     Ok(Raw { status, etag, body })
 }
 

@@ -12,13 +12,13 @@ pub mod notes;
 pub mod outbox;
 pub mod pages;
 pub mod prefs;
-pub mod router;
 pub mod session;
 pub mod sync;
 
 use keysync_shared::AdminView;
 use leptos::prelude::*;
-use router::{Location, Section};
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::path;
 use session::{Auth, Session};
 
 /// The root component: the router and the page shell.
@@ -32,33 +32,32 @@ pub fn App() -> impl IntoView {
             Err(_) => Auth::SignedOut,
         });
     });
-    let location = Location::provide();
-    let section = Memo::new(move |_| router::section(&location.path()));
     view! {
-        <div class="app" data-testid="app-root">
+        <Router>
+            <div class="app" data-testid="app-root">
                 <header class="topbar">
                     <a class="brand" href="/">
                         <span class="brand-mark" aria-hidden="true">"◆"</span>
                         "keysync"
                     </a>
                     <nav aria-label="Site">
-                        <router::Link href="/admin" testid="top-admin" prefix=true>
+                        <A href="/admin" attr:data-testid="top-admin">
                             "Admin"
-                        </router::Link>
-                        <router::Link href="/portal" testid="top-portal">
+                        </A>
+                        <A href="/portal" attr:data-testid="top-portal">
                             "Portal"
-                        </router::Link>
+                        </A>
                     </nav>
                 </header>
                 <main>
-                    {move || match section.get() {
-                        Section::Home => view! { <pages::Home /> }.into_any(),
-                        Section::Portal => view! { <pages::Portal /> }.into_any(),
-                        Section::Login => view! { <pages::Login /> }.into_any(),
-                        Section::Admin => view! { <pages::AdminShell /> }.into_any(),
-                        Section::NotFound => view! { <pages::NotFound /> }.into_any(),
-                    }}
+                    <Routes fallback=pages::NotFound>
+                        <Route path=path!("/") view=pages::Home />
+                        <Route path=path!("/portal") view=pages::Portal />
+                        <Route path=path!("/login") view=pages::Login />
+                        <pages::AdminRoutes />
+                    </Routes>
                 </main>
             </div>
+        </Router>
     }
 }

@@ -2,8 +2,8 @@ use keysync_shared::{AdminView, LoginRequest};
 use leptos::prelude::*;
 
 use crate::api;
-use crate::router::Redirect;
 use crate::session::{Auth, Session};
+use leptos_router::components::Redirect;
 
 /// `/login`: email and password; on success, the dashboard.
 #[component]
@@ -46,7 +46,7 @@ pub fn Login() -> impl IntoView {
     view! {
         {move || {
             matches!(session.0.get(), Auth::SignedIn(_))
-                .then(|| view! { <Redirect path="/admin" /> })
+                .then(|| view! { <Redirect path="/admin" options=super::shell::replace() /> })
         }}
         <section class="login-page">
             <form class="card login-card" on:submit=submit data-testid="login-form" novalidate>

@@ -17,3 +17,22 @@ pub use not_found::NotFound;
 pub use portal::Portal;
 pub use settings::Settings;
 pub use shell::AdminShell;
+
+use leptos::prelude::*;
+use leptos_router::components::{ParentRoute, Route};
+use leptos_router::path;
+
+/// Every page under `/admin`, inside the signed-in shell (which stays mounted while its pages
+/// change). New admin pages are added here and in the shell's navigation.
+#[component(transparent)]
+pub fn AdminRoutes() -> impl leptos_router::MatchNestedRoutes + Clone {
+    view! {
+        <ParentRoute path=path!("/admin") view=AdminShell>
+            <Route path=path!("") view=Dashboard />
+            <Route path=path!("/keys") view=Keys />
+            <Route path=path!("/settings") view=Settings />
+            <Route path=path!("/*any") view=NotFound />
+        </ParentRoute>
+    }
+    .into_inner()
+}

@@ -3,9 +3,9 @@ use leptos::prelude::*;
 use crate::api;
 use crate::components::{ConflictHost, PendingBadge, SyncBar};
 use crate::data::{provide_admin_data, AdminData, NoticeKind};
-use crate::pages::{Dashboard, Keys, NotFound, Settings};
-use crate::router::{self, AdminPage, Link, Location, Redirect};
 use crate::session::{Auth, Session};
+use leptos_router::components::{Outlet, Redirect, A};
+use leptos_router::NavigateOptions;
 
 /// `/admin/*`: signed-in admins only. Everyone else goes to `/login`.
 #[component]
@@ -18,7 +18,7 @@ pub fn AdminShell() -> impl IntoView {
     });
     move || match state.get() {
         0 => view! { <p class="loading-page" aria-busy="true">"Loading…"</p> }.into_any(),
-        1 => view! { <Redirect path="/login" /> }.into_any(),
+        1 => view! { <Redirect path="/login" options=replace() /> }.into_any(),
         _ => view! { <SignedInShell session=session /> }.into_any(),
     }
 }
@@ -35,21 +35,19 @@ fn SignedInShell(session: Session) -> impl IntoView {
         });
     };
     let who = move || session.admin();
-    let location = Location::get();
-    let page = Memo::new(move |_| router::admin_page(&location.path()));
     view! {
         <div class="shell">
             <aside class="sidebar">
                 <nav aria-label="Admin">
-                    <Link href="/admin" testid="nav-dashboard">
+                    <A href="/admin" exact=true attr:data-testid="nav-dashboard">
                         "Dashboard"
-                    </Link>
-                    <Link href="/admin/keys" testid="nav-keys">
+                    </A>
+                    <A href="/admin/keys" attr:data-testid="nav-keys">
                         "License keys"
-                    </Link>
-                    <Link href="/admin/settings" testid="nav-settings">
+                    </A>
+                    <A href="/admin/settings" attr:data-testid="nav-settings">
                         "Settings"
-                    </Link>
+                    </A>
                 </nav>
                 <div class="sidebar-user" data-testid="current-user">
                     <span class="user-email">{move || who().map(|a| a.email).unwrap_or_default()}</span>
@@ -67,12 +65,7 @@ fn SignedInShell(session: Session) -> impl IntoView {
                     <PendingBadge />
                 </div>
                 <Notice data=data />
-                {move || match page.get() {
-                    AdminPage::Dashboard => view! { <Dashboard /> }.into_any(),
-                    AdminPage::Keys => view! { <Keys /> }.into_any(),
-                    AdminPage::Settings => view! { <Settings /> }.into_any(),
-                    AdminPage::NotFound => view! { <NotFound /> }.into_any(),
-                }}
+                <Outlet />
             </div>
             <ConflictHost />
         </div>
@@ -107,5 +100,13 @@ fn Notice(data: AdminData) -> impl IntoView {
                     })
             }}
         </div>
+    }
+}
+
+/// Guards replace the history entry, so Back does not bounce into the redirect again.
+pub(crate) fn replace() -> NavigateOptions {
+    NavigateOptions {
+        replace: true,
+        ..NavigateOptions::default()
     }
 }

@@ -285,7 +285,7 @@ async fn two_sessions_editing_one_key_meet_the_conflict_dialog_and_keep_mine_or_
     click(&a, "[data-testid=edit-save]").await;
     click(
         &a,
-        "[data-testid=conflict-dialog][open] [data-testid=conflict-mine]",
+        "[data-testid=conflict-dialog][open] [data-testid=conflict-keep-mine]",
     )
     .await;
     let start = Instant::now();

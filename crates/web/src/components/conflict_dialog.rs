@@ -153,7 +153,7 @@ fn ConflictBody(conflict: Conflict, outbox: Outbox) -> impl IntoView {
             <button
                 type="button"
                 class="btn"
-                data-testid="conflict-theirs"
+                data-testid="conflict-take-theirs"
                 on:click=move |_| outbox.resolve(Resolution::TakeTheirs)
             >
                 "Take theirs"
@@ -174,7 +174,7 @@ fn ConflictBody(conflict: Conflict, outbox: Outbox) -> impl IntoView {
             <button
                 type="button"
                 class="btn btn-primary"
-                data-testid="conflict-mine"
+                data-testid="conflict-keep-mine"
                 on:click=move |_| outbox.resolve(Resolution::KeepMine)
             >
                 "Keep mine"

@@ -168,10 +168,8 @@ fn SettingsForm(current: SyncPreferences, prefs: Preferences) -> impl IntoView {
                     <label for=id.clone()>{*label} " (seconds)"</label>
                     <input
                         id=id
-                        type="number"
-                        min="1"
-                        max="3600"
-                        step="any"
+                        type="text"
+                        inputmode="decimal"
                         data-testid=format!("pref-{field}")
                         aria-invalid=invalid
                         prop:value=move || text.get()

@@ -227,10 +227,7 @@ impl Outbox {
         }
         leptos::task::spawn_local(async move {
             let mut changed = false;
-            loop {
-                let Some(next) = QUEUE.with(|q| q.borrow().front().cloned()) else {
-                    break;
-                };
+            while let Some(next) = QUEUE.with(|q| q.borrow().front().cloned()) {
                 if !dom::navigator_online() {
                     break;
                 }

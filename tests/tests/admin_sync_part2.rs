@@ -616,11 +616,13 @@ async fn sync_analytics_reach_the_server_the_dashboard_panel_and_prometheus() {
         != json!(true)
     {
         assert!(start.elapsed() < WAIT, "the sync-health panel never showed license-keys");
+        // The panel loads when the dashboard mounts.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        browser.client.refresh().await.unwrap();
         browser
-            .js("dataSyncManager.refresh('sync-health');")
+            .wait_for("[data-testid=sync-health]", WAIT)
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     browser.screenshot("dashboard-sync-health").await.unwrap();
     browser.close().await.unwrap();

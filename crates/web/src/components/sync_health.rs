@@ -6,11 +6,8 @@ use keysync_shared::SyncHealth;
 use leptos::prelude::*;
 
 use crate::api;
-use crate::sync::{manager, SyncOptions, Trigger};
 
 const HEALTH_URL: &str = "/api/admin/sync/metrics";
-/// The source key of this panel's own polling.
-pub const SYNC_HEALTH: &str = "sync-health";
 const HEALTH_INTERVAL: u64 = 30_000;
 
 fn ms(v: Option<f64>) -> String {
@@ -26,34 +23,32 @@ fn percent(ratio: f64) -> String {
 pub fn SyncHealthPanel() -> impl IntoView {
     let health = RwSignal::new(None::<SyncHealth>);
     let error = RwSignal::new(None::<String>);
-    let m = manager();
-    let interval = m.interval_for(SYNC_HEALTH, HEALTH_INTERVAL);
-    m.register(
-        SYNC_HEALTH,
-        move |trigger: Trigger| async move {
-            let result = api::get_cached(
-                SYNC_HEALTH,
-                HEALTH_URL,
-                interval,
-                trigger == Trigger::Revalidate,
-            )
-            .await
-            .and_then(|body| api::parse_body::<SyncHealth>(&body));
-            match result {
+    // Its own timer, not a DataSyncManager source: these figures are about the sources, have
+    // no ETag to revalidate, and must not count themselves.
+    let load = move || {
+        if crate::sync::dom::document_hidden() {
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            match api::get_json::<SyncHealth>(HEALTH_URL).await {
                 Ok(h) => {
                     health.try_set(Some(h));
                     error.try_set(None);
-                    Ok(())
                 }
                 Err(e) => {
                     error.try_set(Some(e.message()));
-                    Err(e.message())
                 }
             }
-        },
-        SyncOptions::every(interval),
-    );
-    on_cleanup(|| manager().unregister(SYNC_HEALTH));
+        });
+    };
+    load();
+    let timer =
+        set_interval_with_handle(load, std::time::Duration::from_millis(HEALTH_INTERVAL)).ok();
+    on_cleanup(move || {
+        if let Some(t) = timer {
+            t.clear();
+        }
+    });
     view! {
         <section class="card sync-health" data-testid="sync-health" aria-labelledby="sync-health-title">
             <h2 id="sync-health-title">"Sync health"</h2>

@@ -108,20 +108,23 @@ pub fn blocks(notes: &str) -> Vec<Block> {
     out
 }
 
-/// `1.0 MiB`: a byte count for people.
+/// `1.0 MiB`: a byte count for people. Integer arithmetic only: float formatting costs the
+/// wasm bundle more than this function is worth.
 pub fn human_size(bytes: i64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes.max(0) as f64;
+    let bytes = bytes.max(0) as u64;
     let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
+    let mut divisor = 1u64;
+    while bytes / divisor >= 1024 && unit < UNITS.len() - 1 {
+        divisor *= 1024;
         unit += 1;
     }
     if unit == 0 {
-        format!("{} B", bytes.max(0))
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
+        return format!("{bytes} B");
     }
+    // Tenths, rounded half up.
+    let tenths = (bytes * 10 + divisor / 2) / divisor;
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
 }
 
 #[cfg(test)]

@@ -59,18 +59,37 @@ const LEVELS: [(SyncLogLevel, &str); 5] = [
     (SyncLogLevel::Debug, "debug"),
 ];
 
-/// Seconds as typed (`"2.5"`) to whole milliseconds.
+/// Seconds as typed (`"2.5"`) to whole milliseconds; integer parsing only (float parsing and
+/// formatting are heavy in wasm).
 pub fn parse_seconds(text: &str) -> Option<u32> {
-    let secs: f64 = text.trim().parse().ok()?;
-    (secs.is_finite() && secs > 0.0 && secs * 1000.0 <= u32::MAX as f64)
-        .then(|| (secs * 1000.0).round() as u32)
+    let text = text.trim();
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u32 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let frac_ms: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<3}").parse().ok()?
+    };
+    let ms = whole.checked_mul(1000)?.checked_add(frac_ms)?;
+    (ms > 0).then_some(ms)
 }
 
 fn seconds(ms: u32) -> String {
     if ms % 1000 == 0 {
         (ms / 1000).to_string()
     } else {
-        format!("{}", ms as f64 / 1000.0)
+        format!(
+            "{}.{}",
+            ms / 1000,
+            format!("{:03}", ms % 1000).trim_end_matches('0')
+        )
     }
 }
 

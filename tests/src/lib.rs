@@ -4,6 +4,8 @@
 //! `cargo xtask test` builds the binary and the SPA first and points `KEYSYNC_TEST_DIST` at the
 //! build; the helpers fail with a sentence saying so when either is missing.
 
+pub mod fake_github;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

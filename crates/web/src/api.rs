@@ -10,6 +10,7 @@ use keysync_shared::{ErrorBody, Health};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::sync::analytics::FetchResult;
 use crate::sync::{self, Body, Millis};
 
 /// A failed call: the server's error body when it sent one, or what went wrong on the way.
@@ -204,7 +205,17 @@ pub async fn get_cached(
         .map(|(_, tag)| ("If-None-Match", tag.as_str()))
         .into_iter()
         .collect();
-    let raw = send("GET", path, None, &headers).await?;
+    let started = sync::reporter::now_ms();
+    let sent = send("GET", path, None, &headers).await;
+    let outcome = match &sent {
+        Ok(raw) if raw.status == 304 => FetchResult::NotModified,
+        Ok(raw) if (200..300).contains(&raw.status) => FetchResult::Body {
+            bytes: raw.body.len() as u64,
+        },
+        _ => FetchResult::Error,
+    };
+    sync::reporter::record(cache_key, sync::reporter::now_ms() - started, outcome);
+    let raw = sent?;
     if raw.status == 304 {
         if let Some((body, _)) = known {
             cache.borrow_mut().touch(cache_key, ttl);

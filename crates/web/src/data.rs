@@ -280,6 +280,9 @@ pub fn provide_admin_data(session: Session) -> AdminData {
     let data = AdminData::new();
     provide_context(data);
     let m = manager();
+    m.set_admin(session.admin().map(|a| a.id));
+    crate::sync::reporter::start();
+    crate::prefs::Preferences::provide();
     let observer = m.subscribe(move || {
         let snapshot = manager().snapshot();
         let same = data
@@ -332,6 +335,8 @@ pub fn provide_admin_data(session: Session) -> AdminData {
         for key in [DASHBOARD_STATS, LICENSE_KEYS, CUSTOMERS, ADMIN_USERS] {
             m.unregister(key);
         }
+        crate::sync::reporter::stop();
+        m.set_admin(None);
     });
     data
 }

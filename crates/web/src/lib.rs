@@ -8,7 +8,10 @@ pub mod api;
 pub mod components;
 pub mod data;
 pub mod format;
+pub mod notes;
+pub mod outbox;
 pub mod pages;
+pub mod prefs;
 pub mod session;
 pub mod sync;
 
@@ -49,7 +52,7 @@ pub fn App() -> impl IntoView {
                 <main>
                     <Routes fallback=pages::NotFound>
                         <Route path=path!("/") view=pages::Home />
-                        <Route path=path!("/portal") view=pages::Home />
+                        <Route path=path!("/portal") view=pages::Portal />
                         <Route path=path!("/login") view=pages::Login />
                         <pages::AdminRoutes />
                     </Routes>

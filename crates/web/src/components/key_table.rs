@@ -14,6 +14,7 @@ pub enum KeyAction {
     Reactivate(LicenseKeyView),
     Revoke(LicenseKeyView),
     Delete(LicenseKeyView),
+    Edit(LicenseKeyView),
 }
 
 fn sort_state(query: &KeyQuery, field: &str) -> &'static str {
@@ -86,10 +87,19 @@ pub fn KeyTable(
         let customer = k.customer_id;
         let actions = can_write.then(|| {
             let act = on_action.clone();
-            let (a, b, c, d) = (k.clone(), k.clone(), k.clone(), k.clone());
-            let (act_a, act_b, act_c) = (act.clone(), act.clone(), act.clone());
+            let (a, b, c, d, e) = (k.clone(), k.clone(), k.clone(), k.clone(), k.clone());
+            let (act_a, act_b, act_c, act_e) = (act.clone(), act.clone(), act.clone(), act.clone());
             view! {
                 <td class="row-actions">
+                    <button
+                        type="button"
+                        class="btn btn-small"
+                        data-testid="key-edit"
+                        aria-label=format!("Edit {}", k.key)
+                        on:click=move |_| act_e(KeyAction::Edit(e.clone()))
+                    >
+                        "Edit"
+                    </button>
                     {(k.status == KeyStatus::Active)
                         .then(|| {
                             view! {

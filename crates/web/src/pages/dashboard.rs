@@ -140,6 +140,7 @@ pub fn Dashboard() -> impl IntoView {
                     </table>
                 </div>
             </div>
+            <crate::components::SyncHealthPanel />
         </section>
     }
 }

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 
 use crate::api::{self, ApiFailure};
 use crate::components::key_table::KeyAction;
-use crate::components::{ConfirmDialog, ConfirmRequest, CreateKeyDialog, KeyTable};
+use crate::components::{ConfirmDialog, ConfirmRequest, CreateKeyDialog, EditKeyDialog, KeyTable};
 use crate::data::{AdminData, KeyQuery, NoticeKind, PAGE_SIZE};
 use crate::format;
 use crate::session::Session;
@@ -102,6 +102,7 @@ pub fn Keys() -> impl IntoView {
     let can_write = Session::get().can_write();
     let selected = RwSignal::new(BTreeSet::<i64>::new());
     let creating = RwSignal::new(false);
+    let editing = RwSignal::new(None::<LicenseKeyView>);
     let confirm = RwSignal::new(None::<ConfirmRequest>);
     let pending = RwSignal::new(None::<Pending>);
     let search = RwSignal::new(data.keys_query.get_untracked().q);
@@ -216,6 +217,7 @@ pub fn Keys() -> impl IntoView {
         }
         KeyAction::Revoke(k) => ask(Pending::Revoke(k)),
         KeyAction::Delete(k) => ask(Pending::Delete(k)),
+        KeyAction::Edit(k) => editing.set(Some(k)),
     };
     let batch = move |op: BatchOp| {
         let ids: Vec<i64> = selected.get_untracked().into_iter().collect();
@@ -398,6 +400,7 @@ pub fn Keys() -> impl IntoView {
                 </button>
             </nav>
             {can_write.then(|| view! { <CreateKeyDialog open=creating /> })}
+            {can_write.then(|| view! { <EditKeyDialog editing=editing /> })}
             <ConfirmDialog request=confirm on_confirm=on_confirm />
         </section>
     }

@@ -7,6 +7,8 @@ mod home;
 mod keys;
 mod login;
 mod not_found;
+mod portal;
+mod settings;
 mod shell;
 mod users;
 
@@ -17,6 +19,8 @@ pub use home::Home;
 pub use keys::Keys;
 pub use login::Login;
 pub use not_found::NotFound;
+pub use portal::Portal;
+pub use settings::Settings;
 pub use shell::AdminShell;
 pub use users::Users;
 
@@ -35,6 +39,7 @@ pub fn AdminRoutes() -> impl leptos_router::MatchNestedRoutes + Clone {
             <Route path=path!("/customers") view=Customers />
             <Route path=path!("/users") view=Users />
             <Route path=path!("/activity") view=Activity />
+            <Route path=path!("/settings") view=Settings />
             <Route path=path!("/*any") view=NotFound />
         </ParentRoute>
     }

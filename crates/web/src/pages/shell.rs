@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 
 use crate::api;
-use crate::components::SyncBar;
+use crate::components::{ConflictHost, PendingBadge, SyncBar};
 use crate::data::{provide_admin_data, AdminData, NoticeKind};
 use crate::session::{Auth, Session};
 use leptos_router::components::{Outlet, Redirect, A};
@@ -26,6 +26,7 @@ pub fn AdminShell() -> impl IntoView {
 #[component]
 fn SignedInShell(session: Session) -> impl IntoView {
     let data = provide_admin_data(session);
+    crate::outbox::Outbox::provide(data);
     let sign_out = move |_| {
         leptos::task::spawn_local(async move {
             let _ = api::send_empty("POST", "/api/auth/logout", None).await;
@@ -53,6 +54,9 @@ fn SignedInShell(session: Session) -> impl IntoView {
                     <A href="/admin/activity" attr:data-testid="nav-activity">
                         "Activity"
                     </A>
+                    <A href="/admin/settings" attr:data-testid="nav-settings">
+                        "Settings"
+                    </A>
                 </nav>
                 <div class="sidebar-user" data-testid="current-user">
                     <span class="user-email">{move || who().map(|a| a.email).unwrap_or_default()}</span>
@@ -65,10 +69,14 @@ fn SignedInShell(session: Session) -> impl IntoView {
                 </div>
             </aside>
             <div class="shell-main">
-                <SyncBar />
+                <div class="shell-bar">
+                    <SyncBar />
+                    <PendingBadge />
+                </div>
                 <Notice data=data />
                 <Outlet />
             </div>
+            <ConflictHost />
         </div>
     }
 }

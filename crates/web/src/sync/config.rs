@@ -15,6 +15,8 @@ pub const ADMIN_USERS: &str = "admin-users";
 /// The activity page's audit log, registered only while it is shown.
 pub const ACTIVITY: &str = "activity";
 pub const RELEASES: &str = "releases";
+/// The change-feed resource of an admin's saved sync preferences.
+pub const SYNC_PREFERENCES: &str = "sync_preferences";
 
 /// The spec's intervals.
 pub const STATS_INTERVAL: Millis = 30_000;
@@ -44,6 +46,33 @@ pub fn default_interval(key: &str) -> Option<Millis> {
         RELEASES => Some(RELEASES_INTERVAL),
         ACTIVITY => Some(ACTIVITY_INTERVAL),
         _ => None,
+    }
+}
+
+/// The admin's preferred interval for each source key.
+pub fn preferred_intervals(
+    intervals: &keysync_shared::SourceIntervals,
+) -> [(&'static str, Millis); 6] {
+    [
+        (DASHBOARD_STATS, intervals.stats_ms.into()),
+        (LICENSE_KEYS, intervals.keys_ms.into()),
+        (CUSTOMERS, intervals.customers_ms.into()),
+        (ADMIN_USERS, intervals.users_ms.into()),
+        (ACTIVITY, intervals.activity_ms.into()),
+        (RELEASES, intervals.releases_ms.into()),
+    ]
+}
+
+/// The engine's log level for the preference.
+pub fn log_level(level: keysync_shared::SyncLogLevel) -> super::log::Level {
+    use super::log::Level;
+    use keysync_shared::SyncLogLevel as L;
+    match level {
+        L::Off => Level::Off,
+        L::Error => Level::Error,
+        L::Warn => Level::Warn,
+        L::Info => Level::Info,
+        L::Debug => Level::Debug,
     }
 }
 
@@ -124,6 +153,22 @@ mod tests {
             CUSTOMERS_INTERVAL
         );
         assert!(o.push_disabled);
+    }
+
+    #[test]
+    fn preferences_map_onto_the_source_keys() {
+        let intervals = keysync_shared::SourceIntervals {
+            keys_ms: 2_000,
+            ..Default::default()
+        };
+        let mapped = preferred_intervals(&intervals);
+
+        assert!(mapped.contains(&(LICENSE_KEYS, 2_000)));
+        assert!(mapped.contains(&(DASHBOARD_STATS, STATS_INTERVAL)));
+        assert_eq!(
+            log_level(keysync_shared::SyncLogLevel::Debug),
+            super::super::log::Level::Debug
+        );
     }
 
     #[test]

@@ -68,6 +68,14 @@ struct Inner {
     /// The stream dropped since it was last live: on reconnect, refresh what may have been missed.
     push_dropped: Cell<bool>,
     overrides: Overrides,
+    /// The signed-in admin's intervals (source key -> ms); the `localStorage` overrides win.
+    preferred: RefCell<HashMap<String, Millis>>,
+    /// The admin's "push on" preference.
+    push_wanted: Cell<bool>,
+    /// The signed-in admin's id: push needs a session, and a `sync_preferences` change of this
+    /// id means this admin saved preferences in another browser.
+    admin_id: Cell<Option<i64>>,
+    on_preferences_changed: RefCell<Option<Rc<dyn Fn()>>>,
     observers: RefCell<Vec<Observer>>,
     next_observer: Cell<u64>,
     refreshing_all: Cell<u32>,
@@ -108,6 +116,10 @@ impl SyncManager {
                 push_backoff: RefCell::new(Backoff::new(PUSH_RETRY_BASE, PUSH_RETRY_CAP)),
                 push_dropped: Cell::new(false),
                 overrides,
+                preferred: RefCell::new(HashMap::new()),
+                push_wanted: Cell::new(true),
+                admin_id: Cell::new(None),
+                on_preferences_changed: RefCell::new(None),
                 observers: RefCell::new(Vec::new()),
                 next_observer: Cell::new(0),
                 refreshing_all: Cell::new(0),
@@ -116,10 +128,68 @@ impl SyncManager {
         }
     }
 
-    /// The interval for `key`: a `localStorage` override, else the spec's, else `fallback`.
+    /// The interval for `key`: a `localStorage` override, else the admin's preference, else
+    /// the spec's, else `fallback`.
     pub fn interval_for(&self, key: &str, fallback: Millis) -> Millis {
-        let default = config::default_interval(key).unwrap_or(fallback);
+        let default = self
+            .inner
+            .preferred
+            .borrow()
+            .get(key)
+            .copied()
+            .or_else(|| config::default_interval(key))
+            .unwrap_or(fallback);
         self.inner.overrides.interval(key, default)
+    }
+
+    /// Who is signed in (`None`: nobody; push and analytics need a session).
+    pub fn set_admin(&self, id: Option<i64>) {
+        let before = self.inner.admin_id.replace(id);
+        if id.is_some() {
+            self.inner.connect_push();
+        } else if before.is_some() {
+            self.inner.disconnect_push();
+            self.inner.reschedule();
+            self.inner.notify();
+        }
+    }
+
+    /// What to run when this admin's preferences changed elsewhere (a `sync_preferences` push).
+    pub fn on_preferences_changed(&self, hook: Option<Rc<dyn Fn()>>) {
+        *self.inner.on_preferences_changed.borrow_mut() = hook;
+    }
+
+    /// Applies the admin's sync preferences to the running engine: each registered source is
+    /// re-armed at its new interval, the hidden-tab rule, push and the log level switch at once.
+    pub fn apply_preferences(&self, prefs: &keysync_shared::SyncPreferences) {
+        let preferred = config::preferred_intervals(&prefs.intervals);
+        let resumed = {
+            let mut registry = self.inner.registry.borrow_mut();
+            for (key, ms) in &preferred {
+                registry.set_interval(key, self.inner.overrides.interval(key, *ms));
+            }
+            registry.set_pause_when_hidden(prefs.pause_when_hidden)
+        };
+        *self.inner.preferred.borrow_mut() = preferred
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        self.set_log_level(config::log_level(prefs.log_level));
+        self.inner.push_wanted.set(prefs.push_enabled);
+        if prefs.push_enabled {
+            self.inner.connect_push();
+        } else {
+            self.inner.disconnect_push();
+        }
+        self.inner
+            .log
+            .info(|| "[DataSync] Preferences applied".into());
+        self.inner.after_resume(resumed);
+    }
+
+    /// Whether push is wanted now (preference on, not turned off by a test override).
+    pub fn push_enabled(&self) -> bool {
+        self.inner.push_wanted.get() && !self.inner.overrides.push_disabled
     }
 
     pub fn push_disabled(&self) -> bool {
@@ -441,6 +511,8 @@ impl Inner {
 
     fn connect_push(self: &Rc<Self>) {
         let wanted = !self.overrides.push_disabled
+            && self.push_wanted.get()
+            && self.admin_id.get().is_some()
             && !self.registry.borrow().is_empty()
             && self.registry.borrow().auto_sync()
             && self.push.borrow().is_none();
@@ -498,12 +570,14 @@ impl Inner {
     }
 
     fn disconnect_push(self: &Rc<Self>) {
+        super::reporter::push_state(false);
         self.push.borrow_mut().take();
         self.push_retry.borrow_mut().take();
         self.registry.borrow_mut().set_push_live(false);
     }
 
     fn push_ready(self: &Rc<Self>) {
+        super::reporter::push_state(true);
         self.push_backoff.borrow_mut().reset();
         self.registry.borrow_mut().set_push_live(true);
         if self.push_dropped.replace(false) {
@@ -518,6 +592,13 @@ impl Inner {
     }
 
     fn push_change(self: &Rc<Self>, change: Change) {
+        if change.resource == config::SYNC_PREFERENCES && Some(change.id) == self.admin_id.get() {
+            let hook = self.on_preferences_changed.borrow().clone();
+            if let Some(hook) = hook {
+                hook();
+            }
+            return;
+        }
         let touched = self.registry.borrow().touched_by(&change.resource);
         self.log.debug(|| {
             format!(
@@ -532,6 +613,7 @@ impl Inner {
     }
 
     fn push_failed(self: &Rc<Self>) {
+        super::reporter::push_state(false);
         self.push.borrow_mut().take();
         self.push_dropped.set(true);
         self.registry.borrow_mut().set_push_live(false);

@@ -8,6 +8,7 @@
 //! - [`manager`], [`push`], [`console`], [`dom`]: the thin browser adapters (timers,
 //!   listeners, `EventSource`, `window.dataSyncManager` / `window.dataCache`).
 
+pub mod analytics;
 pub mod cache;
 pub mod clock;
 pub mod config;
@@ -16,7 +17,9 @@ pub mod dom;
 pub mod log;
 pub mod manager;
 pub mod push;
+pub mod queue;
 pub mod registry;
+pub mod reporter;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -15,6 +15,8 @@ use super::log::Logger;
 /// While the push stream is live, polling continues only as a safety net at this multiple of a
 /// source's interval.
 pub const PUSH_SAFETY_FACTOR: Millis = 8;
+/// While the tab is hidden and the admin chose not to pause, polling slows to this multiple.
+pub const HIDDEN_SLOW_FACTOR: Millis = 4;
 /// First retry after a failure; each further failure doubles it, up to [`RETRY_CAP`].
 pub const RETRY_BASE: Millis = 1_000;
 pub const RETRY_CAP: Millis = 60_000;
@@ -195,6 +197,8 @@ pub struct Registry<C: Clock> {
     online: bool,
     auto_sync: bool,
     push_live: bool,
+    /// The admin's preference: a hidden tab pauses (`true`) or only slows polling.
+    pause_when_hidden: bool,
 }
 
 impl<C: Clock> Registry<C> {
@@ -207,6 +211,7 @@ impl<C: Clock> Registry<C> {
             online: true,
             auto_sync: true,
             push_live: false,
+            pause_when_hidden: true,
         }
     }
 
@@ -267,7 +272,7 @@ impl<C: Clock> Registry<C> {
             Some(PauseReason::AutoSyncOff)
         } else if !self.online {
             Some(PauseReason::Offline)
-        } else if !self.visible {
+        } else if !self.visible && self.pause_when_hidden {
             Some(PauseReason::Hidden)
         } else {
             None
@@ -295,7 +300,14 @@ impl<C: Clock> Registry<C> {
 
     /// The page became visible (`true`) or hidden. Hidden pauses polling entirely.
     pub fn set_visible(&mut self, visible: bool) -> bool {
-        let resumed = self.set_flag(|r| r.visible = visible);
+        let was_visible = self.visible;
+        let mut resumed = self.set_flag(|r| r.visible = visible);
+        if !self.pause_when_hidden {
+            // Not paused, only slowed: move the polls to the new pace; coming back still
+            // refreshes everything at once.
+            self.rearm_all();
+            resumed |= visible && !was_visible && !self.paused();
+        }
         self.log.debug(|| {
             format!(
                 "[DataSync] Page {}",
@@ -338,14 +350,7 @@ impl<C: Clock> Registry<C> {
             return;
         }
         self.push_live = live;
-        let now = self.clock.now();
-        for source in self.sources.values_mut() {
-            if source.in_flight || source.failures > 0 {
-                continue;
-            }
-            let every = Self::pace(live, &source.options);
-            source.next_due = source.last_sync.map_or(now, |t| t + every);
-        }
+        self.rearm_all();
         self.log.info(|| {
             if live {
                 "[DataSync] Push connected: polling slowed to a safety net".into()
@@ -355,19 +360,65 @@ impl<C: Clock> Registry<C> {
         });
     }
 
-    fn pace(push_live: bool, options: &SyncOptions) -> Millis {
-        if push_live {
-            options.interval.saturating_mul(PUSH_SAFETY_FACTOR)
-        } else {
-            options.interval
+    /// Moves every idle source's next poll to the current pace, counted from its last sync.
+    fn rearm_all(&mut self) {
+        let now = self.clock.now();
+        let factor = self.pace_factor();
+        for source in self.sources.values_mut() {
+            if source.in_flight || source.failures > 0 {
+                continue;
+            }
+            let every = source.options.interval.saturating_mul(factor);
+            source.next_due = source.last_sync.map_or(now, |t| t + every);
         }
+    }
+
+    /// How much slower than its interval each source polls now: a live push stream makes
+    /// polling a safety net, a hidden tab that is not paused slows it.
+    fn pace_factor(&self) -> Millis {
+        let push = if self.push_live {
+            PUSH_SAFETY_FACTOR
+        } else {
+            1
+        };
+        let hidden = if self.visible { 1 } else { HIDDEN_SLOW_FACTOR };
+        push * hidden
+    }
+
+    /// The admin's preference for a hidden tab: pause (`true`) or slow down. Returns whether
+    /// this resumed syncing.
+    pub fn set_pause_when_hidden(&mut self, pause: bool) -> bool {
+        let resumed = self.set_flag(|r| r.pause_when_hidden = pause);
+        self.rearm_all();
+        resumed
+    }
+
+    /// Changes `key`'s interval; its next poll moves to the new pace from its last sync.
+    pub fn set_interval(&mut self, key: &str, interval: Millis) -> bool {
+        let factor = self.pace_factor();
+        let now = self.clock.now();
+        let Some(source) = self.sources.get_mut(key) else {
+            return false;
+        };
+        if source.options.interval == interval {
+            return false;
+        }
+        source.options.interval = interval;
+        if !source.in_flight && source.failures == 0 {
+            source.next_due = source
+                .last_sync
+                .map_or(now, |t| t + interval.saturating_mul(factor));
+        }
+        self.log
+            .info(|| format!("[DataSync] {key} now syncs every {interval}ms"));
+        true
     }
 
     /// The interval in force for `key`, `None` while paused or disabled.
     pub fn effective_interval(&self, key: &str) -> Option<Millis> {
         let source = self.sources.get(key)?;
         (!self.paused() && source.options.enabled)
-            .then(|| Self::pace(self.push_live, &source.options))
+            .then(|| source.options.interval.saturating_mul(self.pace_factor()))
     }
 
     /// Sources whose poll is due now. Empty while paused.
@@ -417,7 +468,7 @@ impl<C: Clock> Registry<C> {
     /// [`retry_delay`].
     pub fn finish(&mut self, key: &str, result: Result<(), String>) -> Finished {
         let now = self.clock.now();
-        let push_live = self.push_live;
+        let factor = self.pace_factor();
         let Some(source) = self.sources.get_mut(key) else {
             return Finished::default();
         };
@@ -428,7 +479,7 @@ impl<C: Clock> Registry<C> {
                 source.last_sync = Some(now);
                 source.last_error = None;
                 source.failures = 0;
-                source.next_due = now + Self::pace(push_live, &source.options);
+                source.next_due = now + source.options.interval.saturating_mul(factor);
                 self.log.debug(|| format!("[DataSync] Synced {key}"));
                 Finished {
                     rerun,
@@ -772,5 +823,58 @@ mod tests {
             vec![1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]
         );
         assert_eq!(b.next_delay(), 1_000);
+    }
+
+    #[test]
+    fn a_new_interval_rearms_the_source_from_its_last_sync() {
+        let (mut r, clock) = registry();
+        r.register("license-keys", SyncOptions::every(15_000));
+        tick(&mut r);
+
+        clock.advance(4_000);
+        assert!(r.set_interval("license-keys", 5_000));
+        assert!(!r.set_interval("license-keys", 5_000));
+        assert!(tick(&mut r).is_empty());
+        clock.advance(1_000);
+
+        assert_eq!(tick(&mut r), vec!["license-keys"]);
+        assert_eq!(r.status()[0].interval, 5_000);
+        assert!(!r.set_interval("nope", 1_000));
+    }
+
+    #[test]
+    fn without_pause_when_hidden_a_hidden_tab_polls_four_times_slower() {
+        let (mut r, clock) = registry();
+        r.register("license-keys", SyncOptions::every(10_000));
+        r.set_pause_when_hidden(false);
+        tick(&mut r);
+
+        assert!(!r.set_visible(false));
+        assert_eq!(r.indicator(), Indicator::Polling);
+        assert_eq!(r.effective_interval("license-keys"), Some(40_000));
+        clock.advance(39_999);
+        assert!(tick(&mut r).is_empty());
+        clock.advance(1);
+        assert_eq!(tick(&mut r), vec!["license-keys"]);
+
+        // Visible again: everything refreshes at once and the normal pace returns.
+        assert!(r.set_visible(true));
+        assert_eq!(r.effective_interval("license-keys"), Some(10_000));
+    }
+
+    #[test]
+    fn with_pause_when_hidden_a_hidden_tab_polls_nothing() {
+        let (mut r, clock) = registry();
+        r.register("license-keys", SyncOptions::every(10_000));
+        tick(&mut r);
+
+        r.set_visible(false);
+        clock.advance(100_000);
+
+        assert!(tick(&mut r).is_empty());
+        assert_eq!(r.indicator(), Indicator::Paused(PauseReason::Hidden));
+        // Switching the preference off while hidden resumes (slowly).
+        assert!(r.set_pause_when_hidden(false));
+        assert_eq!(tick(&mut r), vec!["license-keys"]);
     }
 }

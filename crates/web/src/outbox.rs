@@ -1,0 +1,348 @@
+//! Conditional writes (`PATCH`/`DELETE` with `If-Match`) through the offline queue and the
+//! conflict dialog.
+//!
+//! [`Outbox::write`] sends a write now when it can; offline, or when the request fails on the
+//! network, or while older writes still wait, it goes into the [`WriteQueue`] persisted in
+//! `localStorage`, shown as pending, and is replayed in order when the connection returns (and
+//! when the app starts). A 412, now or on replay, becomes a [`Conflict`] for the dialog.
+
+use std::cell::{Cell, RefCell};
+
+use keysync_shared::ErrorBody;
+use leptos::prelude::*;
+use serde_json::{Map, Value};
+use wasm_bindgen::JsCast;
+
+use crate::api::{self, ApiFailure};
+use crate::data::{AdminData, NoticeKind};
+use crate::sync::dom::{self, Listener};
+use crate::sync::queue::{
+    already_applied, classify, current_of, NewWrite, QueuedWrite, ReplayOutcome, WriteQueue,
+    STORAGE_QUEUE,
+};
+use crate::sync::{manager, BrowserClock, Clock};
+
+/// A write that met a newer version on the server: the admin's change and the server's copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    /// What the admin did ("Edit SCO-7K2M").
+    pub label: String,
+    pub method: String,
+    pub path: String,
+    pub source: String,
+    /// The admin's change (empty for a delete).
+    pub mine: Map<String, Value>,
+    /// The resource as it is on the server now.
+    pub current: Map<String, Value>,
+}
+
+impl Conflict {
+    /// The `If-Match` that targets the server's current version.
+    pub fn current_etag(&self) -> Option<String> {
+        self.current
+            .get("version")
+            .and_then(Value::as_i64)
+            .map(|v| format!("\"v{v}\""))
+    }
+}
+
+/// How the admin settled a conflict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    /// Re-send the whole change on top of the current version.
+    KeepMine,
+    /// Drop the change.
+    TakeTheirs,
+    /// Re-send only these fields of the change.
+    Merge(Vec<String>),
+}
+
+/// What became of a write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    /// It landed; the answer body.
+    Done(String),
+    /// Offline: queued for later.
+    Queued,
+    /// 412: the conflict dialog is open.
+    Conflict,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Outbox {
+    pub pending: RwSignal<Vec<QueuedWrite>>,
+    pub conflicts: RwSignal<Vec<Conflict>>,
+    data: AdminData,
+}
+
+thread_local! {
+    static QUEUE: RefCell<WriteQueue> =
+        RefCell::new(WriteQueue::load(dom::storage_get(STORAGE_QUEUE).as_deref()));
+    static REPLAYING: Cell<bool> = const { Cell::new(false) };
+    static ONLINE: RefCell<Option<Listener>> = const { RefCell::new(None) };
+}
+
+fn save_queue() {
+    let json = QUEUE.with(|q| q.borrow().to_json());
+    if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = storage.set_item(STORAGE_QUEUE, &json);
+    }
+}
+
+fn object(json: Option<&str>) -> Map<String, Value> {
+    match json.and_then(|j| serde_json::from_str(j).ok()) {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+fn error_of(status: u16, body: &str) -> ApiFailure {
+    let body = serde_json::from_str::<ErrorBody>(body).unwrap_or_else(|_| {
+        ErrorBody::new("http_error", format!("The server answered HTTP {status}."))
+    });
+    ApiFailure::Server { status, body }
+}
+
+async fn send(
+    method: &str,
+    path: &str,
+    body: Option<String>,
+    if_match: &str,
+) -> Result<api::Raw, ApiFailure> {
+    api::send(method, path, body, &[("If-Match", if_match)]).await
+}
+
+impl Outbox {
+    /// Creates the outbox for the signed-in shell, replays what a previous page left queued,
+    /// and replays again whenever the browser comes back online.
+    pub fn provide(data: AdminData) -> Self {
+        let outbox = Self {
+            pending: RwSignal::new(QUEUE.with(|q| q.borrow().items().cloned().collect())),
+            conflicts: RwSignal::new(Vec::new()),
+            data,
+        };
+        provide_context(outbox);
+        if let Some(window) = web_sys::window() {
+            let listener = Listener::new(window.unchecked_ref(), "online", move |_| {
+                outbox.replay();
+            });
+            ONLINE.with(|o| *o.borrow_mut() = listener);
+        }
+        on_cleanup(|| {
+            ONLINE.with(|o| drop(o.borrow_mut().take()));
+        });
+        outbox.replay();
+        outbox
+    }
+
+    pub fn get() -> Option<Self> {
+        use_context::<Outbox>()
+    }
+
+    fn show_pending(&self) {
+        let items: Vec<_> = QUEUE.with(|q| q.borrow().items().cloned().collect());
+        self.pending.try_set(items);
+    }
+
+    fn enqueue(&self, write: NewWrite) -> Written {
+        QUEUE.with(|q| q.borrow_mut().push(write, BrowserClock.now()));
+        save_queue();
+        self.show_pending();
+        Written::Queued
+    }
+
+    /// Sends a conditional write now, or queues it (see the module docs).
+    pub async fn write(self, write: NewWrite) -> Result<Written, ApiFailure> {
+        let waiting = QUEUE.with(|q| !q.borrow().is_empty());
+        if waiting || !dom::navigator_online() {
+            // Older writes first: this one may build on them.
+            let queued = self.enqueue(write);
+            self.replay();
+            return Ok(queued);
+        }
+        match send(
+            &write.method,
+            &write.path,
+            write.body.clone(),
+            &write.if_match,
+        )
+        .await
+        {
+            Err(ApiFailure::Network(_)) => Ok(self.enqueue(write)),
+            Err(other) => Err(other),
+            Ok(raw) if (200..300).contains(&raw.status) => Ok(Written::Done(raw.body)),
+            Ok(raw) if raw.status == 412 => {
+                self.open_conflict(
+                    &write.label,
+                    &write.method,
+                    &write.path,
+                    &write.source,
+                    write.body.as_deref(),
+                    current_of(&raw.body).as_deref(),
+                );
+                Ok(Written::Conflict)
+            }
+            Ok(raw) => Err(error_of(raw.status, &raw.body)),
+        }
+    }
+
+    fn open_conflict(
+        &self,
+        label: &str,
+        method: &str,
+        path: &str,
+        source: &str,
+        mine: Option<&str>,
+        current: Option<&str>,
+    ) {
+        let mine = object(mine);
+        let Some(current_json) = current else {
+            self.data.say(
+                NoticeKind::Error,
+                format!(
+                    "{label}: it was changed or removed meanwhile; the list shows it as it is now."
+                ),
+            );
+            return;
+        };
+        if already_applied(&mine, current_json) {
+            // Landed earlier (its answer was lost): nothing to decide.
+            return;
+        }
+        let conflict = Conflict {
+            label: label.to_owned(),
+            method: method.to_owned(),
+            path: path.to_owned(),
+            source: source.to_owned(),
+            mine,
+            current: object(Some(current_json)),
+        };
+        self.conflicts.try_update(|c| c.push(conflict));
+    }
+
+    /// Replays the queue in order until it is empty or the network fails again.
+    pub fn replay(self) {
+        if REPLAYING.with(|r| r.replace(true)) {
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            let mut changed = false;
+            while let Some(next) = QUEUE.with(|q| q.borrow().front().cloned()) {
+                if !dom::navigator_online() {
+                    break;
+                }
+                let outcome =
+                    match send(&next.method, &next.path, next.body.clone(), &next.if_match).await {
+                        Err(_) => ReplayOutcome::Network,
+                        Ok(raw) => classify(Some(raw.status), raw.etag, &raw.body),
+                    };
+                match &outcome {
+                    ReplayOutcome::Landed { .. } => changed = true,
+                    ReplayOutcome::Conflict { current } => self.open_conflict(
+                        &next.label,
+                        &next.method,
+                        &next.path,
+                        &next.source,
+                        next.body.as_deref(),
+                        current.as_deref(),
+                    ),
+                    ReplayOutcome::Refused { message } => self.data.say(
+                        NoticeKind::Error,
+                        format!("{} could not be applied: {message}", next.label),
+                    ),
+                    ReplayOutcome::Network => {}
+                }
+                let next_step = QUEUE.with(|q| q.borrow_mut().settle(next.id, &outcome));
+                save_queue();
+                self.show_pending();
+                if next_step == crate::sync::queue::Next::Stop {
+                    break;
+                }
+            }
+            REPLAYING.with(|r| r.set(false));
+            if changed {
+                self.data
+                    .say(NoticeKind::Success, "Changes made offline were saved.");
+                self.data.after_mutation().await;
+            }
+        });
+    }
+
+    /// Drops a queued write the admin no longer wants.
+    pub fn discard(self, id: u64) {
+        QUEUE.with(|q| q.borrow_mut().discard(id));
+        save_queue();
+        self.show_pending();
+    }
+
+    /// Settles the first open conflict.
+    pub fn resolve(self, resolution: Resolution) {
+        let Some(conflict) = self.conflicts.with_untracked(|c| c.first().cloned()) else {
+            return;
+        };
+        self.conflicts.update(|c| {
+            c.remove(0);
+        });
+        let body = match &resolution {
+            Resolution::TakeTheirs => None,
+            Resolution::KeepMine => Some(conflict.mine.clone()),
+            Resolution::Merge(fields) => Some(
+                conflict
+                    .mine
+                    .iter()
+                    .filter(|(k, _)| fields.contains(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<Map<_, _>>(),
+            ),
+        };
+        let data = self.data;
+        leptos::task::spawn_local(async move {
+            let resend = match body {
+                // A patch with nothing left to change, or "theirs": the server's copy stands.
+                None => None,
+                Some(b) if b.is_empty() && conflict.method != "DELETE" => None,
+                Some(b) => Some(b),
+            };
+            let Some(body) = resend else {
+                data.say(
+                    NoticeKind::Success,
+                    format!("{}: kept the current version.", conflict.label),
+                );
+                let _ = manager()
+                    .invalidate_and_refresh(&[conflict.source.as_str()])
+                    .await;
+                return;
+            };
+            let Some(etag) = conflict.current_etag() else {
+                data.say(
+                    NoticeKind::Error,
+                    format!("{}: no version to write on.", conflict.label),
+                );
+                return;
+            };
+            let write = NewWrite {
+                method: conflict.method.clone(),
+                path: conflict.path.clone(),
+                body: (conflict.method != "DELETE").then(|| Value::Object(body).to_string()),
+                if_match: etag,
+                label: conflict.label.clone(),
+                source: conflict.source.clone(),
+            };
+            match self.write(write).await {
+                Ok(Written::Done(_)) => {
+                    data.say(NoticeKind::Success, format!("{}: saved.", conflict.label));
+                    data.after_mutation().await;
+                }
+                Ok(Written::Queued) => data.say(
+                    NoticeKind::Success,
+                    format!("{}: queued until the connection returns.", conflict.label),
+                ),
+                Ok(Written::Conflict) => {}
+                Err(failure) => data.say(
+                    NoticeKind::Error,
+                    format!("{}: {}", conflict.label, failure.message()),
+                ),
+            }
+        });
+    }
+}

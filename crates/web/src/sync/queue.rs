@@ -1,0 +1,377 @@
+//! The offline queue: conditional writes (`PATCH`/`DELETE` with `If-Match`) made while offline,
+//! or whose request failed on the network, wait here, persisted in `localStorage`, and are
+//! replayed in order when the connection returns.
+//!
+//! Only conditional writes are queued: their `If-Match` makes a replay land at most once (a
+//! write that did reach the server before its answer was lost has bumped the version, so the
+//! replay meets 412 and goes to the conflict dialog instead of applying twice). Two queued
+//! writes of the same resource are chained: the second is sent with the `ETag` the first one
+//! produced, not the stale one it was queued with.
+//!
+//! This module is plain Rust (tested natively); `sync::offline` runs it in the browser.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use super::clock::Millis;
+
+/// The `localStorage` key the queue lives under.
+pub const STORAGE_QUEUE: &str = "keysync.sync.queue";
+
+/// One write waiting to be sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedWrite {
+    /// Local sequence number, unique within this browser.
+    pub id: u64,
+    pub method: String,
+    pub path: String,
+    /// The JSON body, as it will be sent.
+    #[serde(default)]
+    pub body: Option<String>,
+    pub if_match: String,
+    /// What the admin did, for the pending list ("Edit SCO-7K2M").
+    pub label: String,
+    /// The sync source whose data this write changes (refetched after replay).
+    pub source: String,
+    pub queued_at: Millis,
+}
+
+/// What the server said to one replayed write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplayOutcome {
+    /// 2xx: it landed; `etag` is the resource's new version when the answer carried one.
+    Landed { etag: Option<String> },
+    /// 412: someone else changed the resource; `current` is the server's version (JSON).
+    Conflict { current: Option<String> },
+    /// Any other refusal (404, 422, …): the write cannot land as it is; dropped with a message.
+    Refused { message: String },
+    /// The request did not reach the server: stop and try again later.
+    Network,
+}
+
+/// What to do after an outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Send the next write (if any).
+    Continue,
+    /// Stop replaying until the connection returns.
+    Stop,
+}
+
+/// The queue itself: writes in the order they were made.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WriteQueue {
+    items: VecDeque<QueuedWrite>,
+    next_id: u64,
+}
+
+/// A new write, before it gets its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWrite {
+    pub method: String,
+    pub path: String,
+    pub body: Option<String>,
+    pub if_match: String,
+    pub label: String,
+    pub source: String,
+}
+
+impl WriteQueue {
+    /// Reads the persisted queue; unreadable storage is an empty queue (never a crash).
+    pub fn load(raw: Option<&str>) -> Self {
+        raw.and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn items(&self) -> impl Iterator<Item = &QueuedWrite> {
+        self.items.iter()
+    }
+
+    /// Appends a write; returns its id.
+    pub fn push(&mut self, write: NewWrite, now: Millis) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.items.push_back(QueuedWrite {
+            id,
+            method: write.method,
+            path: write.path,
+            body: write.body,
+            if_match: write.if_match,
+            label: write.label,
+            source: write.source,
+            queued_at: now,
+        });
+        id
+    }
+
+    /// The write to send next.
+    pub fn front(&self) -> Option<&QueuedWrite> {
+        self.items.front()
+    }
+
+    /// Records what the server said to the front write `id`. A stale `id` (the front changed
+    /// meanwhile, e.g. another tab replayed it) changes nothing and stops.
+    pub fn settle(&mut self, id: u64, outcome: &ReplayOutcome) -> Next {
+        if self.items.front().map(|w| w.id) != Some(id) {
+            return Next::Stop;
+        }
+        match outcome {
+            ReplayOutcome::Network => return Next::Stop,
+            ReplayOutcome::Landed { etag } => {
+                if let Some(done) = self.items.pop_front() {
+                    if let Some(etag) = etag {
+                        // Later writes of the same resource were made on top of this one.
+                        for later in self.items.iter_mut().filter(|w| w.path == done.path) {
+                            later.if_match = etag.clone();
+                        }
+                    }
+                }
+            }
+            ReplayOutcome::Conflict { .. } | ReplayOutcome::Refused { .. } => {
+                self.items.pop_front();
+            }
+        }
+        Next::Continue
+    }
+
+    /// Removes a write the admin cancelled from the pending list.
+    pub fn discard(&mut self, id: u64) -> bool {
+        let before = self.items.len();
+        self.items.retain(|w| w.id != id);
+        before != self.items.len()
+    }
+}
+
+/// Sorts an HTTP answer to a replayed write into an outcome.
+pub fn classify(status: Option<u16>, etag: Option<String>, body: &str) -> ReplayOutcome {
+    match status {
+        None => ReplayOutcome::Network,
+        Some(s) if (200..300).contains(&s) => ReplayOutcome::Landed {
+            // Without the header, the new version from the body (`"version": 4` → `"v4"`).
+            etag: etag.or_else(|| {
+                serde_json::from_str::<serde_json::Value>(body)
+                    .ok()?
+                    .get("version")?
+                    .as_i64()
+                    .map(|v| format!("\"v{v}\""))
+            }),
+        },
+        Some(412) => ReplayOutcome::Conflict {
+            current: current_of(body),
+        },
+        // 5xx and 429 are passing troubles, not a verdict on the write: keep it for later.
+        Some(s) if s >= 500 || s == 429 || s == 408 => ReplayOutcome::Network,
+        Some(_) => ReplayOutcome::Refused {
+            message: serde_json::from_str::<keysync_shared::ErrorBody>(body)
+                .map(|b| b.error.message)
+                .unwrap_or_else(|_| {
+                    format!("The server refused it (HTTP {}).", status.unwrap_or(0))
+                }),
+        },
+    }
+}
+
+/// `error.details.current` of a 412 body, as JSON text.
+pub fn current_of(body: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let current = value.get("error")?.get("details")?.get("current")?;
+    (!current.is_null()).then(|| current.to_string())
+}
+
+/// Whether every field of `mine` (a JSON patch) already has that value in `current`: a write
+/// whose answer was lost but which did land. Replaying it meets 412, and there is nothing to ask.
+pub fn already_applied(mine: &serde_json::Map<String, serde_json::Value>, current: &str) -> bool {
+    let Ok(serde_json::Value::Object(current)) = serde_json::from_str::<serde_json::Value>(current)
+    else {
+        return false;
+    };
+    !mine.is_empty()
+        && mine
+            .iter()
+            .all(|(k, v)| current.get(k).unwrap_or(&serde_json::Value::Null) == v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit(path: &str, tag: &str, body: &str) -> NewWrite {
+        NewWrite {
+            method: "PATCH".into(),
+            path: path.into(),
+            body: Some(body.into()),
+            if_match: tag.into(),
+            label: format!("Edit {path}"),
+            source: "license-keys".into(),
+        }
+    }
+
+    #[test]
+    fn writes_replay_in_the_order_they_were_made() {
+        let mut q = WriteQueue::default();
+        let a = q.push(edit("/api/admin/keys/1", "\"v1\"", "{}"), 10);
+        let b = q.push(edit("/api/admin/keys/2", "\"v4\"", "{}"), 20);
+
+        assert_eq!(q.front().map(|w| w.id), Some(a));
+        assert_eq!(
+            q.settle(a, &ReplayOutcome::Landed { etag: None }),
+            Next::Continue
+        );
+        assert_eq!(q.front().map(|w| w.id), Some(b));
+        q.settle(b, &ReplayOutcome::Landed { etag: None });
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_network_failure_keeps_the_write_and_stops() {
+        let mut q = WriteQueue::default();
+        let a = q.push(edit("/api/admin/keys/1", "\"v1\"", "{}"), 10);
+
+        assert_eq!(q.settle(a, &ReplayOutcome::Network), Next::Stop);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.front().map(|w| w.id), Some(a));
+    }
+
+    #[test]
+    fn a_second_write_of_the_same_resource_follows_the_first_ones_new_version() {
+        let mut q = WriteQueue::default();
+        let first = q.push(edit("/api/admin/keys/1", "\"v3\"", r#"{"notes":"a"}"#), 10);
+        q.push(edit("/api/admin/keys/2", "\"v9\"", "{}"), 11);
+        q.push(edit("/api/admin/keys/1", "\"v3\"", r#"{"notes":"b"}"#), 12);
+
+        q.settle(
+            first,
+            &ReplayOutcome::Landed {
+                etag: Some("\"v4\"".into()),
+            },
+        );
+
+        let tags: Vec<_> = q.items().map(|w| w.if_match.as_str()).collect();
+        assert_eq!(tags, vec!["\"v9\"", "\"v4\""]);
+    }
+
+    #[test]
+    fn conflicts_and_refusals_leave_the_queue_and_replay_goes_on() {
+        let mut q = WriteQueue::default();
+        let a = q.push(edit("/api/admin/keys/1", "\"v1\"", "{}"), 10);
+        let b = q.push(edit("/api/admin/keys/2", "\"v1\"", "{}"), 11);
+
+        assert_eq!(
+            q.settle(a, &ReplayOutcome::Conflict { current: None }),
+            Next::Continue
+        );
+        assert_eq!(
+            q.settle(
+                b,
+                &ReplayOutcome::Refused {
+                    message: "gone".into()
+                }
+            ),
+            Next::Continue
+        );
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn settling_a_write_that_is_no_longer_first_changes_nothing() {
+        let mut q = WriteQueue::default();
+        let a = q.push(edit("/api/admin/keys/1", "\"v1\"", "{}"), 10);
+        let b = q.push(edit("/api/admin/keys/2", "\"v1\"", "{}"), 11);
+
+        assert_eq!(
+            q.settle(b, &ReplayOutcome::Landed { etag: None }),
+            Next::Stop
+        );
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.front().map(|w| w.id), Some(a));
+    }
+
+    #[test]
+    fn the_queue_survives_a_reload_with_its_ids_still_unique() {
+        let mut q = WriteQueue::default();
+        q.push(edit("/api/admin/keys/1", "\"v1\"", "{}"), 10);
+        let b = q.push(edit("/api/admin/keys/2", "\"v2\"", "{}"), 11);
+
+        let mut reloaded = WriteQueue::load(Some(&q.to_json()));
+        let c = reloaded.push(edit("/api/admin/keys/3", "\"v3\"", "{}"), 12);
+
+        assert_eq!(reloaded.len(), 3);
+        assert!(c > b);
+        assert_eq!(reloaded.items().nth(1), q.items().nth(1));
+    }
+
+    #[test]
+    fn unreadable_storage_is_an_empty_queue() {
+        assert!(WriteQueue::load(Some("{not json")).is_empty());
+        assert!(WriteQueue::load(None).is_empty());
+    }
+
+    #[test]
+    fn discarding_removes_only_that_write() {
+        let mut q = WriteQueue::default();
+        let a = q.push(edit("/api/admin/keys/1", "\"v1\"", "{}"), 10);
+        let b = q.push(edit("/api/admin/keys/2", "\"v1\"", "{}"), 11);
+
+        assert!(q.discard(a));
+        assert!(!q.discard(a));
+        assert_eq!(q.front().map(|w| w.id), Some(b));
+    }
+
+    #[test]
+    fn a_write_whose_values_are_already_there_counts_as_landed() {
+        let mine: serde_json::Map<_, _> =
+            serde_json::from_str(r#"{"notes":"x","max_activations":null}"#).unwrap();
+        let landed = r#"{"id":1,"notes":"x","max_activations":null,"version":4}"#;
+        let other = r#"{"id":1,"notes":"y","max_activations":null,"version":4}"#;
+
+        assert!(already_applied(&mine, landed));
+        assert!(!already_applied(&mine, other));
+        assert!(!already_applied(&serde_json::Map::new(), landed));
+    }
+
+    #[test]
+    fn answers_are_sorted_into_outcomes() {
+        let conflict = r#"{"error":{"code":"precondition_failed","message":"stale","details":{"current":{"id":1,"version":5}}}}"#;
+        let refused = r#"{"error":{"code":"validation_failed","message":"notes too long"}}"#;
+
+        assert_eq!(classify(None, None, ""), ReplayOutcome::Network);
+        assert_eq!(
+            classify(Some(200), Some("\"v5\"".into()), "{}"),
+            ReplayOutcome::Landed {
+                etag: Some("\"v5\"".into())
+            }
+        );
+        assert_eq!(
+            classify(Some(412), None, conflict),
+            ReplayOutcome::Conflict {
+                current: Some(r#"{"id":1,"version":5}"#.into())
+            }
+        );
+        assert_eq!(
+            classify(Some(200), None, r#"{"id":1,"version":7}"#),
+            ReplayOutcome::Landed {
+                etag: Some("\"v7\"".into())
+            }
+        );
+        assert_eq!(classify(Some(503), None, ""), ReplayOutcome::Network);
+        assert_eq!(
+            classify(Some(422), None, refused),
+            ReplayOutcome::Refused {
+                message: "notes too long".into()
+            }
+        );
+    }
+}

@@ -211,8 +211,8 @@ async fn suspend_and_revoke_on_one_row_update_it_without_a_reload_and_the_server
     );
     assert_eq!(
         revoked_actions,
-        json!(["key-delete"]),
-        "a revoked key can only be deleted"
+        json!(["key-edit", "key-delete"]),
+        "a revoked key can be edited (notes, expiry) or deleted, never reactivated"
     );
     assert_eq!(server_status(&api, &server, to_suspend).await, "suspended");
     assert_eq!(server_status(&api, &server, to_revoke).await, "revoked");

@@ -178,14 +178,16 @@ fn test(extra: &[String]) -> Result {
         cmd.env("KEYSYNC_TEST_PG_URL", url);
     }
     let totals = run_counting_tests(&mut cmd)?;
+
+    step("Fuzzing every parser of outside input briefly (cargo xtask fuzz runs longer)");
+    fuzz::run_all(&root, fuzz::SHORT_RUN_SECS, fuzz::TARGETS)?;
+
+    // The totals come last, so the run's final line is its count.
     println!(
         "\nall test binaries: {} passed, {} failed, {} ignored",
         totals.passed, totals.failed, totals.ignored
     );
     println!("{} passed, {} failed", totals.passed, totals.failed);
-
-    step("Fuzzing every parser of outside input briefly (cargo xtask fuzz runs longer)");
-    fuzz::run_all(&root, fuzz::SHORT_RUN_SECS, fuzz::TARGETS)?;
     Ok(())
 }
 

@@ -251,6 +251,25 @@ fn build_server(root: &Path) -> Result<PathBuf> {
     Ok(root.join("target/debug/keysync"))
 }
 
+/// Builds the `release-server` profile's `keysync` and `keysync-bench`. Both binaries are named:
+/// `--bin keysync` alone would leave the load generator unbuilt (or stale).
+fn build_release_server_and_bench(root: &Path) -> Result {
+    step("Building the server and the load generator (release-server profile)");
+    run_cmd(cargo().current_dir(root).args([
+        "build",
+        "--profile",
+        "release-server",
+        "-p",
+        "keysync-api",
+        "--bin",
+        "keysync",
+        "-p",
+        "keysync-bench",
+        "--bin",
+        "keysync-bench",
+    ]))
+}
+
 fn check_schema() -> Result {
     let root = root();
     let url = postgres::ensure_server()?;
@@ -264,18 +283,7 @@ fn bench(extra: &[String]) -> Result {
     let root = root();
     tools::ensure_all(&root)?;
     build_spa(&root)?;
-    step("Building the server and the load generator (release-server profile)");
-    run_cmd(cargo().current_dir(&root).args([
-        "build",
-        "--profile",
-        "release-server",
-        "-p",
-        "keysync-api",
-        "--bin",
-        "keysync",
-        "-p",
-        "keysync-bench",
-    ]))?;
+    build_release_server_and_bench(&root)?;
     step("Starting PostgreSQL 15");
     let pg_url = postgres::ensure_server()?;
     step("Running the benchmarks (several minutes)");
@@ -298,18 +306,7 @@ fn bench(extra: &[String]) -> Result {
 /// release server under mixed load, then the checks `keysync-bench soak` prints.
 fn soak(extra: &[String]) -> Result {
     let root = root();
-    step("Building the server and the load generator (release-server profile)");
-    run_cmd(cargo().current_dir(&root).args([
-        "build",
-        "--profile",
-        "release-server",
-        "-p",
-        "keysync-api",
-        "--bin",
-        "keysync",
-        "-p",
-        "keysync-bench",
-    ]))?;
+    build_release_server_and_bench(&root)?;
     let postgres = extra
         .windows(2)
         .any(|w| w[0] == "--engine" && w[1].starts_with("postgres"));

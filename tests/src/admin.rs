@@ -154,3 +154,38 @@ pub async fn set_offline(browser: &Browser, offline: bool) {
         .await
         .unwrap();
 }
+
+/// Reads `path` through `api` until `check` holds for the JSON answer (the server's view, not
+/// the page's); returns it. Fails naming `what` after [`WAIT`].
+pub async fn api_until(
+    api: &reqwest::Client,
+    server: &ServerProcess,
+    path: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let now: Value = api
+            .get(format!("{}{path}", server.address))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if check(&now) {
+            return now;
+        }
+        assert!(start.elapsed() < WAIT, "{what} never happened: {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Leaves the page while still offline, goes back online and loads `url` afresh: what the
+/// offline queue must survive.
+pub async fn come_back_online_at(browser: &Browser, url: &str) {
+    browser.client.goto("about:blank").await.unwrap();
+    set_offline(browser, false).await;
+    browser.client.goto(url).await.unwrap();
+}

@@ -65,17 +65,7 @@ async fn the_activity_log_is_live_and_filters_by_action_actor_target_and_time() 
     .await;
 
     // Act 1: changes made elsewhere.
-    let api = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = api
-        .post(format!("{}/api/auth/login", server.address))
-        .json(&json!({"email": OWNER, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert!(login.status().is_success());
+    let api = owner_api(&server).await;
     let customer: Value = api
         .post(format!("{}/api/admin/customers", server.address))
         .json(&json!({"name": "Acme Ltd", "email": "it@acme.example"}))

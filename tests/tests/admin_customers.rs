@@ -36,6 +36,15 @@ fn row(email: &str) -> String {
     format!("[data-testid=customer-row][data-email=\"{email}\"]")
 }
 
+/// Waits until the row of `email` shows `text`.
+async fn wait_for_row_text(browser: &Browser, email: &str, text: &str) {
+    let script = format!(
+        "const r = document.querySelector({:?}); return !!r && r.textContent.includes({text:?});",
+        row(email)
+    );
+    wait_until(browser, &script).await;
+}
+
 /// The customers shown, as `[email, text of the row]`.
 async fn rows(browser: &Browser) -> Vec<(String, String)> {
     let rows = browser
@@ -69,18 +78,31 @@ async fn wait_for_rows(browser: &Browser, emails: &[&str]) {
     }
 }
 
+/// A server with `customers` made through the owner's API client; the client and what it made.
+async fn server_with(customers: &[Value]) -> (ServerProcess, reqwest::Client, Vec<Value>) {
+    let server = start_server(&[]);
+    let api = owner_api(&server).await;
+    let mut made = Vec::new();
+    for customer in customers {
+        made.push(post(&api, &server, "/api/admin/customers", customer.clone()).await);
+    }
+    (server, api, made)
+}
+
+/// Signs `email` in (slow polling, no push) and opens the customers page, showing `emails`.
+async fn open_customers(browser: &Browser, server: &ServerProcess, email: &str, emails: &[&str]) {
+    open_slow(browser, &server.address, email, PASSWORD).await;
+    click(browser, "[data-testid=nav-customers]").await;
+    wait_for_rows(browser, emails).await;
+}
+
 #[tokio::test]
 async fn customers_are_created_searched_edited_and_deleted_with_their_keys() {
     // Arrange: one customer with a key, made through the API.
-    let server = start_server(&[]);
-    let api = owner_api(&server).await;
-    let acme = post(
-        &api,
-        &server,
-        "/api/admin/customers",
-        json!({"name": "Acme Ltd", "email": "it@acme.example", "company": "Acme"}),
-    )
-    .await;
+    let (server, api, made) =
+        server_with(&[json!({"name": "Acme Ltd", "email": "it@acme.example", "company": "Acme"})])
+            .await;
+    let acme = &made[0];
     let key = post(
         &api,
         &server,
@@ -89,9 +111,7 @@ async fn customers_are_created_searched_edited_and_deleted_with_their_keys() {
     )
     .await;
     let browser = Browser::start().await.unwrap();
-    open_slow(&browser, &server.address, OWNER, PASSWORD).await;
-    click(&browser, "[data-testid=nav-customers]").await;
-    wait_for_rows(&browser, &["it@acme.example"]).await;
+    open_customers(&browser, &server, OWNER, &["it@acme.example"]).await;
     browser.js("window.__sameDocument = true;").await.unwrap();
 
     // Act 1: create.
@@ -133,15 +153,7 @@ async fn customers_are_created_searched_edited_and_deleted_with_their_keys() {
     .await;
     let id = created["items"][0]["id"].as_i64().unwrap();
     click(&browser, "[data-testid=customer-save]").await;
-    wait_until(
-        &browser,
-        &format!(
-            "const r = document.querySelector({:?}); \
-             return !!r && r.textContent.includes('Globex International');",
-            row("ops@globex.example")
-        ),
-    )
-    .await;
+    wait_for_row_text(&browser, "ops@globex.example", "Globex International").await;
     let (_, edited) = get(&api, &server, &format!("/api/admin/customers/{id}")).await;
 
     // Act 4: a customer's keys.
@@ -223,24 +235,21 @@ async fn customers_are_created_searched_edited_and_deleted_with_their_keys() {
 #[tokio::test]
 async fn a_viewer_sees_customers_but_no_write_controls() {
     // Arrange
-    let server = start_server(&[]);
+    let (server, _, _) =
+        server_with(&[json!({"name": "Acme Ltd", "email": "it@acme.example"})]).await;
     server
         .create_admin("viewer@example.com", "viewer", PASSWORD)
         .unwrap();
-    let api = owner_api(&server).await;
-    post(
-        &api,
-        &server,
-        "/api/admin/customers",
-        json!({"name": "Acme Ltd", "email": "it@acme.example"}),
-    )
-    .await;
     let browser = Browser::start().await.unwrap();
-    open_slow(&browser, &server.address, "viewer@example.com", PASSWORD).await;
 
     // Act
-    click(&browser, "[data-testid=nav-customers]").await;
-    wait_for_rows(&browser, &["it@acme.example"]).await;
+    open_customers(
+        &browser,
+        &server,
+        "viewer@example.com",
+        &["it@acme.example"],
+    )
+    .await;
     let controls = browser
         .js(
             "return ['new-customer', 'customer-edit', 'customer-delete'] \
@@ -252,25 +261,6 @@ async fn a_viewer_sees_customers_but_no_write_controls() {
     // Assert
     assert_eq!(controls, json!([]), "a viewer has no write controls");
     browser.close().await.unwrap();
-}
-
-/// Waits until the customer `id` as the server has it satisfies `check`; returns it.
-async fn wait_for_customer(
-    api: &reqwest::Client,
-    server: &ServerProcess,
-    id: i64,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Value {
-    let start = Instant::now();
-    loop {
-        let (_, now) = get(api, server, &format!("/api/admin/customers/{id}")).await;
-        if check(&now) {
-            return now;
-        }
-        assert!(start.elapsed() < WAIT, "{what} never happened: {now}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The conflict dialog's rows: `[field, label, mine, theirs]`.
@@ -294,23 +284,14 @@ async fn conflict_rows(browser: &Browser) -> Vec<[String; 4]> {
 #[tokio::test]
 async fn two_sessions_editing_one_customer_meet_the_conflict_dialog_and_merge_or_take_theirs() {
     // Arrange: one customer; two browsers of the owner show it at version 1.
-    let server = start_server(&[]);
-    let api = owner_api(&server).await;
-    let globex = post(
-        &api,
-        &server,
-        "/api/admin/customers",
-        json!({"name": "Globex", "email": "ops@globex.example", "company": "Globex Corp",
-               "notes": "original"}),
-    )
+    let (server, api, made) = server_with(&[json!({"name": "Globex",
+        "email": "ops@globex.example", "company": "Globex Corp", "notes": "original"})])
     .await;
-    let id = globex["id"].as_i64().unwrap();
+    let path = format!("/api/admin/customers/{}", made[0]["id"]);
     let a = Browser::start().await.unwrap();
     let b = Browser::start().await.unwrap();
     for browser in [&a, &b] {
-        open_slow(browser, &server.address, OWNER, PASSWORD).await;
-        click(browser, "[data-testid=nav-customers]").await;
-        wait_for_rows(browser, &["ops@globex.example"]).await;
+        open_customers(browser, &server, OWNER, &["ops@globex.example"]).await;
     }
     let edit = format!("{} [data-testid=customer-edit]", row("ops@globex.example"));
 
@@ -320,7 +301,7 @@ async fn two_sessions_editing_one_customer_meet_the_conflict_dialog_and_merge_or
     fill(&b, "[data-testid=customer-company]", "Globex Theirs").await;
     fill(&b, "[data-testid=customer-notes]", "theirs").await;
     click(&b, "[data-testid=customer-save]").await;
-    wait_for_customer(&api, &server, id, "B's save", |c| c["version"] == 2).await;
+    api_until(&api, &server, &path, "B's save", |c| c["version"] == 2).await;
     fill(&a, "[data-testid=customer-company]", "Globex Mine").await;
     fill(&a, "[data-testid=customer-notes]", "mine").await;
     click(&a, "[data-testid=customer-save]").await;
@@ -332,16 +313,8 @@ async fn two_sessions_editing_one_customer_meet_the_conflict_dialog_and_merge_or
     )
     .await;
     click(&a, "[data-testid=conflict-merge]").await;
-    let merged = wait_for_customer(&api, &server, id, "the merge", |c| c["version"] == 3).await;
-    wait_until(
-        &a,
-        &format!(
-            "const r = document.querySelector({:?}); \
-             return !!r && r.textContent.includes('Globex Mine');",
-            row("ops@globex.example")
-        ),
-    )
-    .await;
+    let merged = api_until(&api, &server, &path, "the merge", |c| c["version"] == 3).await;
+    wait_for_row_text(&a, "ops@globex.example", "Globex Mine").await;
 
     // Act 2: B first again (on version 3); this time A takes theirs.
     b.js("return dataSyncManager.refresh('customer-list');")
@@ -350,7 +323,7 @@ async fn two_sessions_editing_one_customer_meet_the_conflict_dialog_and_merge_or
     click(&b, &edit).await;
     fill(&b, "[data-testid=customer-name]", "Globex Renamed").await;
     click(&b, "[data-testid=customer-save]").await;
-    wait_for_customer(&api, &server, id, "B's rename", |c| c["version"] == 4).await;
+    api_until(&api, &server, &path, "B's rename", |c| c["version"] == 4).await;
     click(&a, &edit).await;
     fill(&a, "[data-testid=customer-name]", "Globex Mine Again").await;
     click(&a, "[data-testid=customer-save]").await;
@@ -360,17 +333,9 @@ async fn two_sessions_editing_one_customer_meet_the_conflict_dialog_and_merge_or
         "[data-testid=conflict-dialog][open] [data-testid=conflict-take-theirs]",
     )
     .await;
-    wait_until(
-        &a,
-        &format!(
-            "const r = document.querySelector({:?}); \
-             return !!r && r.textContent.includes('Globex Renamed');",
-            row("ops@globex.example")
-        ),
-    )
-    .await;
+    wait_for_row_text(&a, "ops@globex.example", "Globex Renamed").await;
     let notice = text_of(&a, "[data-testid=notice]").await;
-    let (_, at_end) = get(&api, &server, &format!("/api/admin/customers/{id}")).await;
+    let (_, at_end) = get(&api, &server, &path).await;
 
     // Assert
     let row_of = |field: &str, label: &str, mine: &str, theirs: &str| {
@@ -405,27 +370,15 @@ async fn two_sessions_editing_one_customer_meet_the_conflict_dialog_and_merge_or
 #[tokio::test]
 async fn customer_writes_made_offline_survive_a_reload_and_land_once_when_back_online() {
     // Arrange
-    let server = start_server(&[]);
-    let api = owner_api(&server).await;
-    let acme = post(
-        &api,
-        &server,
-        "/api/admin/customers",
+    let (server, api, made) = server_with(&[
         json!({"name": "Acme Ltd", "email": "it@acme.example"}),
-    )
-    .await;
-    let initech = post(
-        &api,
-        &server,
-        "/api/admin/customers",
         json!({"name": "Initech", "email": "bill@initech.example"}),
-    )
+    ])
     .await;
-    let acme_id = acme["id"].as_i64().unwrap();
+    let (acme_id, initech) = (made[0]["id"].as_i64().unwrap(), &made[1]);
     let browser = Browser::start().await.unwrap();
-    open_slow(&browser, &server.address, OWNER, PASSWORD).await;
-    click(&browser, "[data-testid=nav-customers]").await;
-    wait_for_rows(&browser, &["it@acme.example", "bill@initech.example"]).await;
+    let emails = ["it@acme.example", "bill@initech.example"];
+    open_customers(&browser, &server, OWNER, &emails).await;
 
     // Act 1: offline, edit one customer, add one and delete another.
     set_offline(&browser, true).await;
@@ -479,16 +432,14 @@ async fn customer_writes_made_offline_survive_a_reload_and_land_once_when_back_o
     let (_, while_offline) = get(&api, &server, "/api/admin/customers?limit=200").await;
 
     // Act 2: leave while offline, come back online and load the app again.
-    browser.client.goto("about:blank").await.unwrap();
-    set_offline(&browser, false).await;
-    browser
-        .client
-        .goto(&format!("{}/admin/customers", server.address))
-        .await
-        .unwrap();
-    let edited = wait_for_customer(&api, &server, acme_id, "the offline edit", |c| {
-        c["company"] == "Edited offline"
-    })
+    come_back_online_at(&browser, &format!("{}/admin/customers", server.address)).await;
+    let edited = api_until(
+        &api,
+        &server,
+        &format!("/api/admin/customers/{acme_id}"),
+        "the offline edit",
+        |c| c["company"] == "Edited offline",
+    )
     .await;
     wait_until(
         &browser,

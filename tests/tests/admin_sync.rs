@@ -459,17 +459,7 @@ async fn a_viewer_sees_the_keys_but_no_write_controls() {
     server
         .create_admin("viewer@example.com", "viewer", "viewer password 1")
         .unwrap();
-    let api = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = api
-        .post(format!("{}/api/auth/login", server.address))
-        .json(&json!({"email": OWNER, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert!(login.status().is_success());
+    let api = owner_api(&server).await;
     let created: Value = api
         .post(format!("{}/api/admin/keys", server.address))
         .json(&json!({"notes": "for the viewer"}))

@@ -222,17 +222,10 @@ async fn two_sessions_editing_one_key_meet_the_conflict_dialog_and_keep_mine_or_
     )
     .await;
     click(&a, "[data-testid=conflict-merge]").await;
-    let start = Instant::now();
-    loop {
-        let now = key(&api, &server, id).await;
-        if now["notes"] == "mine" {
-            assert_eq!(now["max_activations"], 9);
-            assert_eq!(now["version"], 3, "exactly one more write");
-            break;
-        }
-        assert!(start.elapsed() < WAIT, "the merge never landed: {now}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let path = format!("/api/admin/keys/{id}");
+    let merged = api_until(&api, &server, &path, "the merge", |k| k["notes"] == "mine").await;
+    assert_eq!(merged["max_activations"], 9);
+    assert_eq!(merged["version"], 3, "exactly one more write");
 
     // Again, B first (both now showing version 3); this time A keeps its whole change.
     for browser in [&a, &b] {
@@ -245,11 +238,7 @@ async fn two_sessions_editing_one_key_meet_the_conflict_dialog_and_keep_mine_or_
     type_text(&b, "[data-testid=edit-notes]", "theirs again").await;
     open_edit(&a, &name).await;
     click(&b, "[data-testid=edit-save]").await;
-    let start = Instant::now();
-    while key(&api, &server, id).await["version"] != 4 {
-        assert!(start.elapsed() < WAIT);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    api_until(&api, &server, &path, "B's save", |k| k["version"] == 4).await;
     type_text(&a, "[data-testid=edit-notes]", "mine again").await;
     click(&a, "[data-testid=edit-save]").await;
     click(
@@ -257,16 +246,11 @@ async fn two_sessions_editing_one_key_meet_the_conflict_dialog_and_keep_mine_or_
         "[data-testid=conflict-dialog][open] [data-testid=conflict-keep-mine]",
     )
     .await;
-    let start = Instant::now();
-    loop {
-        let now = key(&api, &server, id).await;
-        if now["notes"] == "mine again" {
-            assert_eq!(now["version"], 5);
-            break;
-        }
-        assert!(start.elapsed() < WAIT, "keep mine never landed: {now}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let kept = api_until(&api, &server, &path, "keep mine", |k| {
+        k["notes"] == "mine again"
+    })
+    .await;
+    assert_eq!(kept["version"], 5);
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
@@ -317,25 +301,15 @@ async fn edits_made_offline_survive_a_reload_and_land_exactly_once_when_back_onl
     );
 
     // Leave the page while still offline, then come back online and load the app again.
-    browser.client.goto("about:blank").await.unwrap();
-    set_offline(&browser, false).await;
-    browser
-        .client
-        .goto(&format!("{}/admin/keys", server.address))
-        .await
-        .unwrap();
-    let start = Instant::now();
-    let landed = loop {
-        let now = key(&api, &server, id).await;
-        if now["max_activations"] == 5 {
-            break now;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "the queued edits never landed: {now}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    come_back_online_at(&browser, &format!("{}/admin/keys", server.address)).await;
+    let landed = api_until(
+        &api,
+        &server,
+        &format!("/api/admin/keys/{id}"),
+        "the queued edits' landing",
+        |k| k["max_activations"] == 5,
+    )
+    .await;
     assert_eq!(landed["notes"], "edited offline");
     assert_eq!(landed["version"], 3, "two writes, each exactly once");
     wait_until(

@@ -214,6 +214,33 @@ impl Outbox {
         Ok(())
     }
 
+    /// A dialog's write: [`Self::write_and_tell`] while `busy`, then `done` once it landed, was
+    /// queued or went to the conflict dialog; a refusal goes to `refused` (a 401 also ends the
+    /// session).
+    pub fn submit(
+        self,
+        write: NewWrite,
+        busy: RwSignal<bool>,
+        done: impl Fn() + 'static,
+        refused: impl Fn(ApiFailure) + 'static,
+    ) {
+        let session = crate::session::Session::get();
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            let result = self.write_and_tell(write).await;
+            busy.try_set(false);
+            match result {
+                Ok(()) => done(),
+                Err(failure) => {
+                    if failure.is_unauthorized() {
+                        session.expire();
+                    }
+                    refused(failure);
+                }
+            }
+        });
+    }
+
     fn open_conflict(
         &self,
         label: &str,

@@ -107,19 +107,16 @@ fn EditForm(key: LicenseKeyView, editing: RwSignal<Option<LicenseKeyView>>) -> i
             label: format!("Edit {}", key.key),
             source: LICENSE_KEYS.into(),
         };
-        saving.set(true);
-        leptos::task::spawn_local(async move {
-            let result = outbox.write_and_tell(write).await;
-            saving.try_set(false);
-            match result {
-                Ok(()) => {
-                    editing.try_set(None);
-                }
-                Err(failure) => {
-                    error.try_set(Some(failure.message()));
-                }
-            }
-        });
+        outbox.submit(
+            write,
+            saving,
+            move || {
+                editing.try_set(None);
+            },
+            move |failure| {
+                error.try_set(Some(failure.message()));
+            },
+        );
     };
     view! {
         <form class="form" on:submit=submit data-testid="edit-form">

@@ -419,33 +419,24 @@ fn CustomerForm(editing: RwSignal<Option<Editing>>, open: RwSignal<bool>) -> imp
     }
 }
 
-/// Sends a customer write through the [`Outbox`] for a dialog: it closes once the write landed,
-/// was queued or went to the conflict dialog; a refusal goes to `refused`.
+/// Sends a customer write through the [`Outbox`]; the dialog closes once it landed, was queued
+/// or went to the conflict dialog.
 fn send(
     write: NewWrite,
     open: RwSignal<bool>,
     busy: RwSignal<bool>,
     refused: impl Fn(api::ApiFailure) + 'static,
 ) {
-    let Some(outbox) = Outbox::get() else {
-        return;
-    };
-    busy.set(true);
-    leptos::task::spawn_local(async move {
-        let result = outbox.write_and_tell(write).await;
-        busy.try_set(false);
-        match result {
-            Ok(()) => {
+    if let Some(outbox) = Outbox::get() {
+        outbox.submit(
+            write,
+            busy,
+            move || {
                 open.try_set(false);
-            }
-            Err(failure) => {
-                if failure.is_unauthorized() {
-                    Session::get().expire();
-                }
-                refused(failure);
-            }
-        }
-    });
+            },
+            refused,
+        );
+    }
 }
 
 /// Deleting a customer: with keys, the API refuses (409) unless its keys are revoked and

@@ -4,6 +4,7 @@
 //! `cargo xtask test` builds the binary and the SPA first and points `KEYSYNC_TEST_DIST` at the
 //! build; the helpers fail with a sentence saying so when either is missing.
 
+pub mod admin;
 pub mod fake_github;
 
 use std::io::{BufRead, BufReader};

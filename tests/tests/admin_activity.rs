@@ -7,47 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use keysync_e2e::{built_dist, Browser, ServerProcess};
+use keysync_e2e::admin::*;
+use keysync_e2e::Browser;
 use serde_json::{json, Value};
-
-const OWNER: &str = "owner@example.com";
-const PASSWORD: &str = "correct horse battery staple";
-const WAIT: Duration = Duration::from_secs(20);
-const SLOW: u64 = 600_000;
-
-fn start_server() -> ServerProcess {
-    let dist = built_dist().unwrap();
-    ServerProcess::start(&[
-        ("KEYSYNC_DIST_DIR", dist.to_str().unwrap()),
-        ("KEYSYNC_ADMIN_EMAIL", OWNER),
-        ("KEYSYNC_ADMIN_PASSWORD", PASSWORD),
-        ("KEYSYNC_LOG", "warn"),
-    ])
-    .unwrap()
-}
-
-async fn click(browser: &Browser, css: &str) {
-    browser
-        .wait_for(css, WAIT)
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-/// Sets a form control's value the way a person does (`input` and `change` events).
-async fn set_value(browser: &Browser, css: &str, value: &str) {
-    browser.wait_for(css, WAIT).await.unwrap();
-    browser
-        .js(&format!(
-            "const el = document.querySelector({css:?}); el.value = {value:?}; \
-             el.dispatchEvent(new Event('input', {{bubbles: true}})); \
-             el.dispatchEvent(new Event('change', {{bubbles: true}}));"
-        ))
-        .await
-        .unwrap();
-}
 
 /// The entries shown, as `[action, actor]`.
 async fn entries(browser: &Browser) -> Vec<(String, String)> {
@@ -83,26 +45,11 @@ async fn wait_for_entries(
 #[tokio::test]
 async fn the_activity_log_is_live_and_filters_by_action_actor_target_and_time() {
     // Arrange
-    let server = start_server();
+    let server = start_server(&[]);
     let browser = Browser::start().await.unwrap();
-    browser
-        .client
-        .goto(&format!("{}/login", server.address))
-        .await
-        .unwrap();
-    browser
-        .wait_for("[data-testid=app-root]", WAIT)
-        .await
-        .unwrap();
     let intervals = json!({"dashboard-stats": SLOW, "license-keys": SLOW, "customers": SLOW,
                            "admin-users": SLOW, "activity": SLOW});
-    browser
-        .js(&format!(
-            "localStorage.setItem('keysync.sync.intervals', {:?});",
-            intervals.to_string()
-        ))
-        .await
-        .unwrap();
+    set_hooks(&browser, &server.address, &intervals, true).await;
     browser
         .sign_in(&server.address, OWNER, PASSWORD)
         .await
@@ -118,17 +65,7 @@ async fn the_activity_log_is_live_and_filters_by_action_actor_target_and_time() 
     .await;
 
     // Act 1: changes made elsewhere.
-    let api = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = api
-        .post(format!("{}/api/auth/login", server.address))
-        .json(&json!({"email": OWNER, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert!(login.status().is_success());
+    let api = owner_api(&server).await;
     let customer: Value = api
         .post(format!("{}/api/admin/customers", server.address))
         .json(&json!({"name": "Acme Ltd", "email": "it@acme.example"}))
@@ -167,30 +104,30 @@ async fn the_activity_log_is_live_and_filters_by_action_actor_target_and_time() 
     browser.screenshot("activity").await.unwrap();
 
     // Act 2: filters.
-    set_value(&browser, "[data-testid=activity-action]", "license.").await;
+    fill(&browser, "[data-testid=activity-action]", "license.").await;
     let validations = wait_for_entries(&browser, "only validations", |e| {
         !e.is_empty() && e.iter().all(|(action, _)| action == "license.validate")
     })
     .await;
-    set_value(&browser, "[data-testid=activity-action]", "").await;
-    set_value(&browser, "[data-testid=activity-target]", "customer").await;
+    fill(&browser, "[data-testid=activity-action]", "").await;
+    fill(&browser, "[data-testid=activity-target]", "customer").await;
     let customers = wait_for_entries(&browser, "only customer entries", |e| {
         !e.is_empty() && e.iter().all(|(action, _)| action.starts_with("customer."))
     })
     .await;
-    set_value(&browser, "[data-testid=activity-target]", "").await;
-    set_value(&browser, "[data-testid=activity-actor]", OWNER).await;
+    fill(&browser, "[data-testid=activity-target]", "").await;
+    fill(&browser, "[data-testid=activity-actor]", OWNER).await;
     let by_owner = wait_for_entries(&browser, "only the owner's entries", |e| {
         e.len() >= 3 && e.iter().all(|(_, actor)| actor == OWNER)
     })
     .await;
-    set_value(&browser, "[data-testid=activity-actor]", "").await;
-    set_value(&browser, "[data-testid=activity-from]", "2099-01-01").await;
+    fill(&browser, "[data-testid=activity-actor]", "").await;
+    fill(&browser, "[data-testid=activity-from]", "2099-01-01").await;
     browser
         .wait_for("[data-testid=activity-empty]", WAIT)
         .await
         .expect("no entry lies in the future");
-    set_value(&browser, "[data-testid=activity-from]", "").await;
+    fill(&browser, "[data-testid=activity-from]", "").await;
     let all_again =
         wait_for_entries(&browser, "every entry again", |e| e.len() == live.len()).await;
 

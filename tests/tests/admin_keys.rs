@@ -7,63 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use keysync_e2e::{built_dist, Browser, ServerProcess};
+use keysync_e2e::admin::*;
+use keysync_e2e::{Browser, ServerProcess};
 use serde_json::{json, Value};
-
-const OWNER: &str = "owner@example.com";
-const PASSWORD: &str = "correct horse battery staple";
-const WAIT: Duration = Duration::from_secs(20);
-const SLOW: u64 = 600_000;
-
-fn start_server() -> ServerProcess {
-    let dist = built_dist().unwrap();
-    ServerProcess::start(&[
-        ("KEYSYNC_DIST_DIR", dist.to_str().unwrap()),
-        ("KEYSYNC_ADMIN_EMAIL", OWNER),
-        ("KEYSYNC_ADMIN_PASSWORD", PASSWORD),
-        ("KEYSYNC_LOG", "warn"),
-    ])
-    .unwrap()
-}
-
-/// Writes the sync test hooks (slow polling, no push), then signs in on a fresh page load.
-async fn open_slow(browser: &Browser, address: &str) {
-    browser
-        .client
-        .goto(&format!("{address}/login"))
-        .await
-        .unwrap();
-    browser
-        .wait_for("[data-testid=app-root]", WAIT)
-        .await
-        .unwrap();
-    let intervals = json!({"dashboard-stats": SLOW, "license-keys": SLOW, "customers": SLOW,
-                           "admin-users": SLOW});
-    browser
-        .js(&format!(
-            "localStorage.setItem('keysync.sync.intervals', {:?}); \
-             localStorage.setItem('keysync.sync.push', 'off');",
-            intervals.to_string()
-        ))
-        .await
-        .unwrap();
-    browser.sign_in(address, OWNER, PASSWORD).await.unwrap();
-}
-
-async fn owner_api(server: &ServerProcess) -> reqwest::Client {
-    let api = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = api
-        .post(format!("{}/api/auth/login", server.address))
-        .json(&json!({"email": OWNER, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert!(login.status().is_success());
-    api
-}
 
 async fn batch_create(api: &reqwest::Client, server: &ServerProcess, count: u32) -> Vec<String> {
     let response = api
@@ -93,28 +39,6 @@ async fn server_status(api: &reqwest::Client, server: &ServerProcess, key: &str)
         .await
         .unwrap();
     page["items"][0]["status"].as_str().unwrap().to_owned()
-}
-
-async fn click(browser: &Browser, css: &str) {
-    browser
-        .wait_for(css, WAIT)
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-/// Polls `script` (which returns a boolean) until it is true.
-async fn wait_until(browser: &Browser, script: &str) {
-    let start = Instant::now();
-    while start.elapsed() < WAIT {
-        if browser.js(script).await.unwrap() == json!(true) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never true within {WAIT:?}: {script}");
 }
 
 fn row(key: &str) -> String {
@@ -156,12 +80,12 @@ async fn fetch_counts(browser: &Browser) -> Vec<(String, u64)> {
 #[tokio::test]
 async fn suspend_and_revoke_on_one_row_update_it_without_a_reload_and_the_server_agrees() {
     // Arrange
-    let server = start_server();
+    let server = start_server(&[]);
     let api = owner_api(&server).await;
     let keys = batch_create(&api, &server, 2).await;
     let (to_suspend, to_revoke) = (&keys[0], &keys[1]);
     let browser = Browser::start().await.unwrap();
-    open_slow(&browser, &server.address).await;
+    open_slow(&browser, &server.address, OWNER, PASSWORD).await;
     click(&browser, "[data-testid=nav-keys]").await;
     wait_for_row_status(&browser, to_suspend, "active").await;
     wait_for_row_status(&browser, to_revoke, "active").await;
@@ -222,9 +146,9 @@ async fn suspend_and_revoke_on_one_row_update_it_without_a_reload_and_the_server
 #[tokio::test]
 async fn the_copy_button_puts_exactly_the_shown_key_on_the_clipboard() {
     // Arrange: the page may read and write the clipboard (granted through the DevTools protocol).
-    let server = start_server();
+    let server = start_server(&[]);
     let browser = Browser::start().await.unwrap();
-    open_slow(&browser, &server.address).await;
+    open_slow(&browser, &server.address, OWNER, PASSWORD).await;
     browser
         .cdp(
             "Browser.grantPermissions",
@@ -274,23 +198,12 @@ async fn the_copy_button_puts_exactly_the_shown_key_on_the_clipboard() {
     browser.close().await.unwrap();
 }
 
-async fn set_offline(browser: &Browser, offline: bool) {
-    browser
-        .cdp(
-            "Network.emulateNetworkConditions",
-            json!({"offline": offline, "latency": 0, "downloadThroughput": -1,
-                   "uploadThroughput": -1}),
-        )
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn offline_pauses_the_indicator_and_coming_back_online_refreshes_every_source() {
     // Arrange
-    let server = start_server();
+    let server = start_server(&[]);
     let browser = Browser::start().await.unwrap();
-    open_slow(&browser, &server.address).await;
+    open_slow(&browser, &server.address, OWNER, PASSWORD).await;
     wait_until(
         &browser,
         "return dataSyncManager.getStatus().length === 4 && \

@@ -9,49 +9,13 @@
 
 use std::time::{Duration, Instant};
 
+use keysync_e2e::admin::*;
 use keysync_e2e::{built_dist, Browser, ServerProcess};
 use serde_json::{json, Value};
 
-const OWNER: &str = "owner@example.com";
-const PASSWORD: &str = "correct horse battery staple";
-const WAIT: Duration = Duration::from_secs(20);
-
-fn start_server() -> ServerProcess {
-    let dist = built_dist().unwrap();
-    ServerProcess::start(&[
-        ("KEYSYNC_DIST_DIR", dist.to_str().unwrap()),
-        ("KEYSYNC_ADMIN_EMAIL", OWNER),
-        ("KEYSYNC_ADMIN_PASSWORD", PASSWORD),
-        ("KEYSYNC_LOG", "warn"),
-    ])
-    .unwrap()
-}
-
-/// Writes the sync test hooks into the origin's storage; the next page load reads them.
-async fn set_hooks(browser: &Browser, address: &str, intervals: Value, push: bool) {
-    browser
-        .client
-        .goto(&format!("{address}/login"))
-        .await
-        .unwrap();
-    browser
-        .wait_for("[data-testid=app-root]", WAIT)
-        .await
-        .unwrap();
-    browser
-        .js(&format!(
-            "localStorage.setItem('keysync.sync.intervals', {intervals:?}); \
-             localStorage.setItem('keysync.sync.push', {:?});",
-            if push { "on" } else { "off" },
-            intervals = intervals.to_string()
-        ))
-        .await
-        .unwrap();
-}
-
 /// Sets the hooks, then signs in on a fresh page load so the manager reads them.
 async fn open_with(browser: &Browser, address: &str, intervals: Value, push: bool) {
-    set_hooks(browser, address, intervals, push).await;
+    set_hooks(browser, address, &intervals, push).await;
     browser.sign_in(address, OWNER, PASSWORD).await.unwrap();
     browser
         .js("performance.setResourceTimingBufferSize(100000);")
@@ -97,28 +61,6 @@ async fn wait_for_state(browser: &Browser, state: &str) {
         )
         .await
         .unwrap_or_else(|e| panic!("the sync indicator never showed {state}: {e}"));
-}
-
-/// Polls `script` (which returns a boolean) until it is true.
-async fn wait_until(browser: &Browser, script: &str) {
-    let start = Instant::now();
-    while start.elapsed() < WAIT {
-        if browser.js(script).await.unwrap() == json!(true) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never true within {WAIT:?}: {script}");
-}
-
-async fn click(browser: &Browser, css: &str) {
-    browser
-        .wait_for(css, WAIT)
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
 }
 
 /// Creates a key through the "New key" dialog on the keys page and returns it.
@@ -179,7 +121,7 @@ async fn time_until_row(browser: &Browser, key: &str, limit: Duration) -> Option
 #[tokio::test]
 async fn the_spec_checklist_indicator_last_updated_live_changes_auto_sync_and_refresh_now() {
     // Arrange: short intervals so the safety-net polling under push is visible in seconds.
-    let server = start_server();
+    let server = start_server(&[]);
     let browser = Browser::start().await.unwrap();
     open_with(&browser, &server.address, every_source(300), true).await;
 
@@ -310,7 +252,7 @@ async fn a_key_created_in_one_session_shows_in_another_within_a_second_by_push_a
 ) {
     // Arrange: A creates keys; B watches the list. B polls keys every 15 s (the spec's interval),
     // so a row showing within a second can only have been pushed.
-    let server = start_server();
+    let server = start_server(&[]);
     let a = Browser::start().await.unwrap();
     let b = Browser::start().await.unwrap();
     a.sign_in(&server.address, OWNER, PASSWORD).await.unwrap();
@@ -333,7 +275,7 @@ async fn a_key_created_in_one_session_shows_in_another_within_a_second_by_push_a
 
     // Arrange: B without push, polling keys every 1.5 s.
     let interval = Duration::from_millis(1500);
-    set_hooks(&b, &server.address, json!({"license-keys": 1500}), false).await;
+    set_hooks(&b, &server.address, &json!({"license-keys": 1500}), false).await;
     b.client
         .goto(&format!("{}/admin/keys", server.address))
         .await
@@ -367,7 +309,7 @@ async fn a_key_created_in_one_session_shows_in_another_within_a_second_by_push_a
 async fn get_status_in_the_page_lists_every_registered_source_and_signing_out_leaves_nothing_running(
 ) {
     // Arrange
-    let server = start_server();
+    let server = start_server(&[]);
     let browser = Browser::start().await.unwrap();
     browser
         .client
@@ -513,21 +455,11 @@ async fn get_status_in_the_page_lists_every_registered_source_and_signing_out_le
 #[tokio::test]
 async fn a_viewer_sees_the_keys_but_no_write_controls() {
     // Arrange: a key made by the owner through the API, and a viewer.
-    let server = start_server();
+    let server = start_server(&[]);
     server
         .create_admin("viewer@example.com", "viewer", "viewer password 1")
         .unwrap();
-    let api = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = api
-        .post(format!("{}/api/auth/login", server.address))
-        .json(&json!({"email": OWNER, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert!(login.status().is_success());
+    let api = owner_api(&server).await;
     let created: Value = api
         .post(format!("{}/api/admin/keys", server.address))
         .json(&json!({"notes": "for the viewer"}))
@@ -588,7 +520,7 @@ async fn a_viewer_sees_the_keys_but_no_write_controls() {
 async fn a_hidden_tab_makes_no_polling_requests_and_every_source_refreshes_when_it_is_visible_again(
 ) {
     // Arrange: poll every source every 400 ms, push off, so polling is all there is.
-    let server = start_server();
+    let server = start_server(&[]);
     let browser = Browser::start().await.unwrap();
     open_with(&browser, &server.address, every_source(400), false).await;
     wait_for_state(&browser, "polling").await;
@@ -682,22 +614,6 @@ async fn a_hidden_tab_makes_no_polling_requests_and_every_source_refreshes_when_
     browser.close().await.unwrap();
 }
 
-/// A signed-in API client for arranging data the way another admin would.
-async fn owner_api(server: &ServerProcess) -> reqwest::Client {
-    let api = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = api
-        .post(format!("{}/api/auth/login", server.address))
-        .json(&json!({"email": OWNER, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert!(login.status().is_success());
-    api
-}
-
 async fn batch_create(api: &reqwest::Client, server: &ServerProcess, count: u32, notes: &str) {
     let response = api
         .post(format!("{}/api/admin/keys/batch", server.address))
@@ -719,20 +635,10 @@ async fn visible_rows(browser: &Browser) -> Vec<(String, String)> {
     serde_json::from_value(rows).unwrap()
 }
 
-async fn text_of(browser: &Browser, css: &str) -> String {
-    browser
-        .wait_for(css, WAIT)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn an_admin_pages_searches_filters_sorts_and_acts_on_several_keys_at_once() {
     // Arrange: 23 bulk keys and 2 to find, made through the API by the owner.
-    let server = start_server();
+    let server = start_server(&[]);
     let api = owner_api(&server).await;
     batch_create(&api, &server, 23, "bulk").await;
     batch_create(&api, &server, 2, "findme").await;
@@ -883,7 +789,7 @@ async fn an_admin_pages_searches_filters_sorts_and_acts_on_several_keys_at_once(
 #[tokio::test]
 async fn when_the_server_goes_away_the_indicator_turns_red_and_the_last_good_data_stays() {
     // Arrange
-    let mut server = start_server();
+    let mut server = start_server(&[]);
     let api = owner_api(&server).await;
     batch_create(&api, &server, 3, "kept").await;
     let browser = Browser::start().await.unwrap();

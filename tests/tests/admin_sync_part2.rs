@@ -5,40 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use keysync_e2e::admin::*;
 use keysync_e2e::fake_github::{FakeGithub, REPO};
-use keysync_e2e::{built_dist, Browser, ServerProcess};
+use keysync_e2e::{Browser, ServerProcess};
 use serde_json::{json, Value};
-
-const OWNER: &str = "owner@example.com";
-const PASSWORD: &str = "correct horse battery staple";
-const WAIT: Duration = Duration::from_secs(20);
-
-fn start_server(extra: &[(&str, &str)]) -> ServerProcess {
-    let dist = built_dist().unwrap();
-    let mut env = vec![
-        ("KEYSYNC_DIST_DIR", dist.to_str().unwrap()),
-        ("KEYSYNC_ADMIN_EMAIL", OWNER),
-        ("KEYSYNC_ADMIN_PASSWORD", PASSWORD),
-        ("KEYSYNC_LOG", "warn"),
-    ];
-    env.extend_from_slice(extra);
-    ServerProcess::start(&env).unwrap()
-}
-
-async fn owner_api(server: &ServerProcess) -> reqwest::Client {
-    let api = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = api
-        .post(format!("{}/api/auth/login", server.address))
-        .json(&json!({"email": OWNER, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert!(login.status().is_success());
-    api
-}
 
 async fn get_json(api: &reqwest::Client, url: String) -> Value {
     let response = api.get(url).send().await.unwrap();
@@ -59,45 +29,6 @@ async fn create_key(api: &reqwest::Client, server: &ServerProcess, notes: &str) 
 
 async fn key(api: &reqwest::Client, server: &ServerProcess, id: i64) -> Value {
     get_json(api, format!("{}/api/admin/keys/{id}", server.address)).await
-}
-
-/// Polls `script` (which returns a boolean) until it is true.
-async fn wait_until(browser: &Browser, script: &str) {
-    let start = Instant::now();
-    while start.elapsed() < WAIT {
-        if browser.js(script).await.unwrap() == json!(true) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never true within {WAIT:?}: {script}");
-}
-
-async fn click(browser: &Browser, css: &str) {
-    browser
-        .wait_for(css, WAIT)
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-/// Replaces the value of the input matching `css` with `text`.
-async fn fill(browser: &Browser, css: &str, text: &str) {
-    let input = browser.wait_for(css, WAIT).await.unwrap();
-    input.clear().await.unwrap();
-    input.send_keys(text).await.unwrap();
-}
-
-async fn text_of(browser: &Browser, css: &str) -> String {
-    browser
-        .wait_for(css, WAIT)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 async fn interval_of(browser: &Browser, key: &str) -> Value {
@@ -152,8 +83,8 @@ async fn preferences_saved_in_one_browser_are_applied_in_another_at_once_and_aft
         .goto(&format!("{}/admin/settings", server.address))
         .await
         .unwrap();
-    fill(&a, "[data-testid=pref-keys_ms]", "4").await;
-    fill(&a, "[data-testid=pref-stats_ms]", "7.5").await;
+    type_text(&a, "[data-testid=pref-keys_ms]", "4").await;
+    type_text(&a, "[data-testid=pref-stats_ms]", "7.5").await;
     click(&a, "[data-testid=pref-push]").await;
     a.screenshot("settings").await.unwrap();
     click(&a, "[data-testid=settings-save]").await;
@@ -193,12 +124,50 @@ async fn preferences_saved_in_one_browser_are_applied_in_another_at_once_and_aft
     assert_eq!(saved["push_enabled"], false);
 
     // A value out of range is refused with the field named, and nothing changes.
-    fill(&a, "[data-testid=pref-keys_ms]", "0.5").await;
+    type_text(&a, "[data-testid=pref-keys_ms]", "0.5").await;
     click(&a, "[data-testid=settings-save]").await;
     let error = text_of(&a, "[data-testid=settings-error]").await;
     assert!(!error.is_empty());
     assert_eq!(interval_of(&a, "license-keys").await, json!(4_000));
     a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_push_preferences_saved_elsewhere_arrive_through_the_polled_change_feed() {
+    let server = start_server(&[]);
+    let api = owner_api(&server).await;
+    let b = Browser::start().await.unwrap();
+    // B never opens the event stream and reads the change feed every half second.
+    set_hooks(&b, &server.address, &json!({"change-feed": 500}), false).await;
+    b.sign_in(&server.address, OWNER, PASSWORD).await.unwrap();
+    b.wait_for("[data-testid=sync-indicator][data-state=polling]", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(interval_of(&b, "license-keys").await, json!(15_000));
+
+    // The same admin saves preferences elsewhere.
+    let saved = api
+        .put(format!("{}/api/admin/me/preferences", server.address))
+        .json(&json!({"intervals": {"stats_ms": 30_000, "keys_ms": 4_000,
+                      "customers_ms": 30_000, "users_ms": 60_000, "activity_ms": 10_000,
+                      "releases_ms": 300_000}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(saved.status().is_success(), "{saved:?}");
+
+    wait_until(
+        &b,
+        "return dataSyncManager.getStatus().some(s => s.key === 'license-keys' && s.interval === 4000);",
+    )
+    .await;
+    let read_feed = b
+        .js("return performance.getEntriesByType('resource') \
+             .some(e => e.name.includes('/api/admin/sync?since='));")
+        .await
+        .unwrap();
+    assert_eq!(read_feed, json!(true), "it came through /api/admin/sync");
     b.close().await.unwrap();
 }
 
@@ -221,14 +190,14 @@ async fn two_sessions_editing_one_key_meet_the_conflict_dialog_and_keep_mine_or_
     // Both open the editor on version 1; B saves first.
     open_edit(&a, &name).await;
     open_edit(&b, &name).await;
-    fill(&b, "[data-testid=edit-notes]", "theirs").await;
-    fill(&b, "[data-testid=edit-seats]", "9").await;
+    type_text(&b, "[data-testid=edit-notes]", "theirs").await;
+    type_text(&b, "[data-testid=edit-seats]", "9").await;
     click(&b, "[data-testid=edit-save]").await;
     b.wait_for("[data-testid=notice]", WAIT).await.unwrap();
     assert_eq!(key(&api, &server, id).await["notes"], "theirs");
 
-    fill(&a, "[data-testid=edit-notes]", "mine").await;
-    fill(&a, "[data-testid=edit-seats]", "3").await;
+    type_text(&a, "[data-testid=edit-notes]", "mine").await;
+    type_text(&a, "[data-testid=edit-seats]", "3").await;
     click(&a, "[data-testid=edit-save]").await;
     a.wait_for("[data-testid=conflict-dialog][open]", WAIT)
         .await
@@ -253,17 +222,10 @@ async fn two_sessions_editing_one_key_meet_the_conflict_dialog_and_keep_mine_or_
     )
     .await;
     click(&a, "[data-testid=conflict-merge]").await;
-    let start = Instant::now();
-    loop {
-        let now = key(&api, &server, id).await;
-        if now["notes"] == "mine" {
-            assert_eq!(now["max_activations"], 9);
-            assert_eq!(now["version"], 3, "exactly one more write");
-            break;
-        }
-        assert!(start.elapsed() < WAIT, "the merge never landed: {now}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let path = format!("/api/admin/keys/{id}");
+    let merged = api_until(&api, &server, &path, "the merge", |k| k["notes"] == "mine").await;
+    assert_eq!(merged["max_activations"], 9);
+    assert_eq!(merged["version"], 3, "exactly one more write");
 
     // Again, B first (both now showing version 3); this time A keeps its whole change.
     for browser in [&a, &b] {
@@ -273,44 +235,24 @@ async fn two_sessions_editing_one_key_meet_the_conflict_dialog_and_keep_mine_or_
             .unwrap();
     }
     open_edit(&b, &name).await;
-    fill(&b, "[data-testid=edit-notes]", "theirs again").await;
+    type_text(&b, "[data-testid=edit-notes]", "theirs again").await;
     open_edit(&a, &name).await;
     click(&b, "[data-testid=edit-save]").await;
-    let start = Instant::now();
-    while key(&api, &server, id).await["version"] != 4 {
-        assert!(start.elapsed() < WAIT);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    fill(&a, "[data-testid=edit-notes]", "mine again").await;
+    api_until(&api, &server, &path, "B's save", |k| k["version"] == 4).await;
+    type_text(&a, "[data-testid=edit-notes]", "mine again").await;
     click(&a, "[data-testid=edit-save]").await;
     click(
         &a,
         "[data-testid=conflict-dialog][open] [data-testid=conflict-keep-mine]",
     )
     .await;
-    let start = Instant::now();
-    loop {
-        let now = key(&api, &server, id).await;
-        if now["notes"] == "mine again" {
-            assert_eq!(now["version"], 5);
-            break;
-        }
-        assert!(start.elapsed() < WAIT, "keep mine never landed: {now}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let kept = api_until(&api, &server, &path, "keep mine", |k| {
+        k["notes"] == "mine again"
+    })
+    .await;
+    assert_eq!(kept["version"], 5);
     a.close().await.unwrap();
     b.close().await.unwrap();
-}
-
-async fn set_offline(browser: &Browser, offline: bool) {
-    browser.cdp("Network.enable", json!({})).await.unwrap();
-    browser
-        .cdp(
-            "Network.emulateNetworkConditions",
-            json!({"offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}),
-        )
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -333,14 +275,14 @@ async fn edits_made_offline_survive_a_reload_and_land_exactly_once_when_back_onl
     wait_until(&browser, "return navigator.onLine === false;").await;
     // Two edits of the same key while offline: the second builds on the first.
     open_edit(&browser, &name).await;
-    fill(&browser, "[data-testid=edit-notes]", "edited offline").await;
+    type_text(&browser, "[data-testid=edit-notes]", "edited offline").await;
     click(&browser, "[data-testid=edit-save]").await;
     browser
         .wait_for("[data-testid=pending-count][data-count='1']", WAIT)
         .await
         .unwrap();
     open_edit(&browser, &name).await;
-    fill(&browser, "[data-testid=edit-seats]", "5").await;
+    type_text(&browser, "[data-testid=edit-seats]", "5").await;
     click(&browser, "[data-testid=edit-save]").await;
     browser
         .wait_for("[data-testid=pending-count][data-count='2']", WAIT)
@@ -359,25 +301,15 @@ async fn edits_made_offline_survive_a_reload_and_land_exactly_once_when_back_onl
     );
 
     // Leave the page while still offline, then come back online and load the app again.
-    browser.client.goto("about:blank").await.unwrap();
-    set_offline(&browser, false).await;
-    browser
-        .client
-        .goto(&format!("{}/admin/keys", server.address))
-        .await
-        .unwrap();
-    let start = Instant::now();
-    let landed = loop {
-        let now = key(&api, &server, id).await;
-        if now["max_activations"] == 5 {
-            break now;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "the queued edits never landed: {now}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    come_back_online_at(&browser, &format!("{}/admin/keys", server.address)).await;
+    let landed = api_until(
+        &api,
+        &server,
+        &format!("/api/admin/keys/{id}"),
+        "the queued edits' landing",
+        |k| k["max_activations"] == 5,
+    )
+    .await;
     assert_eq!(landed["notes"], "edited offline");
     assert_eq!(landed["version"], 3, "two writes, each exactly once");
     wait_until(
@@ -487,11 +419,11 @@ async fn the_portal_shows_the_release_refuses_and_accepts_keys_and_says_when_it_
 
     let asset = "[data-testid=asset][data-asset='tool-linux-x86_64.tar.gz']";
     // Refused: unknown key, then a suspended one, each with its own sentence.
-    fill(&browser, "[data-testid=portal-key]", "NOPE-NOPE-NOPE-NOPE").await;
+    type_text(&browser, "[data-testid=portal-key]", "NOPE-NOPE-NOPE-NOPE").await;
     click(&browser, &format!("{asset} [data-testid=asset-download]")).await;
     let unknown = text_of(&browser, &format!("{asset} [data-testid=download-refused]")).await;
     assert!(unknown.contains("does not exist"), "{unknown}");
-    fill(
+    type_text(
         &browser,
         "[data-testid=portal-key]",
         suspended["key"].as_str().unwrap(),
@@ -504,7 +436,7 @@ async fn the_portal_shows_the_release_refuses_and_accepts_keys_and_says_when_it_
     )
     .await;
     // Accepted: a link to the file, and the key's download counter moves.
-    fill(
+    type_text(
         &browser,
         "[data-testid=portal-key]",
         valid["key"].as_str().unwrap(),

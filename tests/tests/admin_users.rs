@@ -4,62 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use keysync_e2e::{built_dist, Browser, ServerProcess};
+use keysync_e2e::admin::*;
+use keysync_e2e::{Browser, ServerProcess};
 use serde_json::{json, Value};
-
-const OWNER: &str = "owner@example.com";
-const PASSWORD: &str = "correct horse battery staple";
-const WAIT: Duration = Duration::from_secs(20);
-const SLOW: u64 = 600_000;
-
-fn start_server() -> ServerProcess {
-    let dist = built_dist().unwrap();
-    ServerProcess::start(&[
-        ("KEYSYNC_DIST_DIR", dist.to_str().unwrap()),
-        ("KEYSYNC_ADMIN_EMAIL", OWNER),
-        ("KEYSYNC_ADMIN_PASSWORD", PASSWORD),
-        ("KEYSYNC_LOG", "warn"),
-    ])
-    .unwrap()
-}
-
-async fn open_slow(browser: &Browser, address: &str, email: &str, password: &str) {
-    browser
-        .client
-        .goto(&format!("{address}/login"))
-        .await
-        .unwrap();
-    browser
-        .wait_for("[data-testid=app-root]", WAIT)
-        .await
-        .unwrap();
-    let intervals = json!({"dashboard-stats": SLOW, "license-keys": SLOW, "customers": SLOW,
-                           "admin-users": SLOW});
-    browser
-        .js(&format!(
-            "localStorage.setItem('keysync.sync.intervals', {:?}); \
-             localStorage.setItem('keysync.sync.push', 'off');",
-            intervals.to_string()
-        ))
-        .await
-        .unwrap();
-    browser.sign_in(address, email, password).await.unwrap();
-}
-
-/// Signs in through the API; the status of the attempt and the client holding its cookie.
-async fn api_login(server: &ServerProcess, email: &str, password: &str) -> (u16, reqwest::Client) {
-    let api = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = api
-        .post(format!("{}/api/auth/login", server.address))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    (login.status().as_u16(), api)
-}
 
 async fn users(api: &reqwest::Client, server: &ServerProcess) -> Vec<(String, String)> {
     let page: Value = api
@@ -81,39 +28,6 @@ async fn users(api: &reqwest::Client, server: &ServerProcess) -> Vec<(String, St
             )
         })
         .collect()
-}
-
-async fn click(browser: &Browser, css: &str) {
-    browser
-        .wait_for(css, WAIT)
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn fill(browser: &Browser, css: &str, value: &str) {
-    browser.wait_for(css, WAIT).await.unwrap();
-    browser
-        .js(&format!(
-            "const el = document.querySelector({css:?}); el.value = {value:?}; \
-             el.dispatchEvent(new Event('input', {{bubbles: true}}));"
-        ))
-        .await
-        .unwrap();
-}
-
-/// Picks `value` in a `<select>` the way a person does (a `change` event).
-async fn choose(browser: &Browser, css: &str, value: &str) {
-    browser.wait_for(css, WAIT).await.unwrap();
-    browser
-        .js(&format!(
-            "const el = document.querySelector({css:?}); el.value = {value:?}; \
-             el.dispatchEvent(new Event('change', {{bubbles: true}}));"
-        ))
-        .await
-        .unwrap();
 }
 
 fn row(email: &str) -> String {
@@ -168,7 +82,7 @@ async fn notice_containing(browser: &Browser, text: &str) -> String {
 #[tokio::test]
 async fn an_owner_adds_changes_resets_and_deletes_admins_and_the_last_owner_is_protected() {
     // Arrange
-    let server = start_server();
+    let server = start_server(&[]);
     let (_, owner_api) = api_login(&server, OWNER, PASSWORD).await;
     let browser = Browser::start().await.unwrap();
     open_slow(&browser, &server.address, OWNER, PASSWORD).await;
@@ -180,13 +94,13 @@ async fn an_owner_adds_changes_resets_and_deletes_admins_and_the_last_owner_is_p
     fill(&browser, "[data-testid=user-email]", "ada@example.com").await;
     fill(&browser, "[data-testid=user-name]", "Ada").await;
     fill(&browser, "[data-testid=user-password]", "first password 1").await;
-    choose(&browser, "[data-testid=user-new-role]", "admin").await;
+    fill(&browser, "[data-testid=user-new-role]", "admin").await;
     click(&browser, "[data-testid=user-save]").await;
     let added = notice_containing(&browser, "added").await;
     let after_add = users(&owner_api, &server).await;
 
     // Act 2: make her a viewer.
-    choose(
+    fill(
         &browser,
         &format!("{} [data-testid=user-role]", row("ada@example.com")),
         "viewer",
@@ -216,7 +130,7 @@ async fn an_owner_adds_changes_resets_and_deletes_admins_and_the_last_owner_is_p
     let (new_login, _) = api_login(&server, "ada@example.com", "second password 2").await;
 
     // Act 4: the last owner tries to step down, then to delete themself.
-    choose(
+    fill(
         &browser,
         &format!("{} [data-testid=user-role]", row(OWNER)),
         "admin",
@@ -272,7 +186,7 @@ async fn an_owner_adds_changes_resets_and_deletes_admins_and_the_last_owner_is_p
 #[tokio::test]
 async fn admins_and_viewers_read_the_users_but_reach_no_owner_action() {
     // Arrange
-    let server = start_server();
+    let server = start_server(&[]);
     server
         .create_admin("admin@example.com", "admin", PASSWORD)
         .unwrap();
@@ -319,4 +233,70 @@ async fn admins_and_viewers_read_the_users_but_reach_no_owner_action() {
         assert_eq!(controls, json!([]), "{email} has no owner controls");
         assert!(read_only, "{email} is told why");
     }
+}
+
+#[tokio::test]
+async fn admin_user_changes_offline_are_refused_with_a_message_and_never_stored() {
+    // Arrange
+    let server = start_server(&[]);
+    server
+        .create_admin("ada@example.com", "admin", PASSWORD)
+        .unwrap();
+    let (_, owner_api) = api_login(&server, OWNER, PASSWORD).await;
+    let browser = Browser::start().await.unwrap();
+    open_slow(&browser, &server.address, OWNER, PASSWORD).await;
+    click(&browser, "[data-testid=nav-users]").await;
+    wait_for_rows(&browser, &[(OWNER, "owner"), ("ada@example.com", "admin")]).await;
+    set_offline(&browser, true).await;
+    wait_until(&browser, "return navigator.onLine === false;").await;
+
+    // Act: add an admin (with a password), and change a role.
+    click(&browser, "[data-testid=new-user]").await;
+    fill(&browser, "[data-testid=user-email]", "grace@example.com").await;
+    fill(
+        &browser,
+        "[data-testid=user-password]",
+        "offline password 3",
+    )
+    .await;
+    click(&browser, "[data-testid=user-save]").await;
+    let form_error = text_of(&browser, "[data-testid=user-form-error]").await;
+    click(&browser, "[data-testid=user-form] .btn:not(.btn-primary)").await;
+    fill(
+        &browser,
+        &format!("{} [data-testid=user-role]", row("ada@example.com")),
+        "viewer",
+    )
+    .await;
+    let role_refused = notice_containing(&browser, "offline").await;
+    let stored = browser
+        .js("return Object.keys(localStorage).map(k => localStorage.getItem(k)).join(' ');")
+        .await
+        .unwrap();
+    let pending = browser
+        .js("return !!document.querySelector('[data-testid=pending-count]');")
+        .await
+        .unwrap();
+    set_offline(&browser, false).await;
+    wait_until(&browser, "return navigator.onLine === true;").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let at_end = users(&owner_api, &server).await;
+
+    // Assert
+    assert!(form_error.contains("offline"), "{form_error}");
+    assert!(form_error.contains("not queued"), "{form_error}");
+    assert!(role_refused.contains("not queued"), "{role_refused}");
+    let stored = stored.as_str().unwrap();
+    assert!(!stored.contains("offline password"), "no password at rest");
+    assert!(!stored.contains("grace@example.com"), "nothing queued");
+    assert_eq!(pending, json!(false), "nothing pending");
+    assert_eq!(
+        at_end,
+        vec![
+            (OWNER.to_owned(), "owner".to_owned()),
+            ("ada@example.com".to_owned(), "admin".to_owned())
+        ],
+        "nothing was sent, then or later"
+    );
+    browser.close().await.unwrap();
 }

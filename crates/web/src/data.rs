@@ -300,13 +300,7 @@ pub fn provide_admin_data(session: Session) -> AdminData {
         Rc::new(|| Some("/api/admin/stats".into())),
         store_if_changed(data.stats),
     );
-    register_source(
-        data,
-        session,
-        LICENSE_KEYS,
-        Rc::new(move || data.keys_query.try_with_untracked(KeyQuery::path)),
-        store_if_changed(data.keys),
-    );
+    crate::sync::use_source(LICENSE_KEYS, data.keys_query, KeyQuery::path, data.keys);
     register_source(
         data,
         session,
@@ -321,18 +315,10 @@ pub fn provide_admin_data(session: Session) -> AdminData {
         Rc::new(|| Some("/api/admin/users?limit=200".into())),
         store_if_changed(data.users),
     );
-    // A new search, filter, sort or page loads at once (a fresh cached page answers directly).
-    Effect::new(move |previous: Option<KeyQuery>| {
-        let query = data.keys_query.get();
-        if previous.as_ref().is_some_and(|p| *p != query) {
-            manager().load(LICENSE_KEYS);
-        }
-        query
-    });
     on_cleanup(move || {
         let m = manager();
         m.unsubscribe(observer);
-        for key in [DASHBOARD_STATS, LICENSE_KEYS, CUSTOMERS, ADMIN_USERS] {
+        for key in [DASHBOARD_STATS, CUSTOMERS, ADMIN_USERS] {
             m.unregister(key);
         }
         crate::sync::reporter::stop();

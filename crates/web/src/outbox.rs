@@ -1,5 +1,6 @@
-//! Conditional writes (`PATCH`/`DELETE` with `If-Match`) through the offline queue and the
-//! conflict dialog.
+//! Writes of keys and customers (`PATCH`/`DELETE` with `If-Match`, and customer creates)
+//! through the offline queue and the conflict dialog. Admin-user writes never come here: they
+//! carry passwords, which must not rest in `localStorage` (the users page refuses them offline).
 //!
 //! [`Outbox::write`] sends a write now when it can; offline, or when the request fails on the
 //! network, or while older writes still wait, it goes into the [`WriteQueue`] persisted in
@@ -16,11 +17,11 @@ use wasm_bindgen::JsCast;
 use crate::api::{self, ApiFailure};
 use crate::data::{AdminData, NoticeKind};
 use crate::sync::dom::{self, Listener};
+pub use crate::sync::queue::NewWrite;
 use crate::sync::queue::{
-    already_applied, classify, current_of, NewWrite, QueuedWrite, ReplayOutcome, WriteQueue,
-    STORAGE_QUEUE,
+    already_applied, classify, current_of, QueuedWrite, ReplayOutcome, WriteQueue, STORAGE_QUEUE,
 };
-use crate::sync::{manager, BrowserClock, Clock};
+use crate::sync::{BrowserClock, Clock};
 
 /// A write that met a newer version on the server: the admin's change and the server's copy.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,13 +104,20 @@ fn error_of(status: u16, body: &str) -> ApiFailure {
     ApiFailure::Server { status, body }
 }
 
+/// Sends one write; an empty `if_match` (a create) sends no `If-Match`.
 async fn send(
     method: &str,
     path: &str,
     body: Option<String>,
     if_match: &str,
 ) -> Result<api::Raw, ApiFailure> {
-    api::send(method, path, body, &[("If-Match", if_match)]).await
+    let header = [("If-Match", if_match)];
+    let headers = if if_match.is_empty() {
+        &[][..]
+    } else {
+        &header[..]
+    };
+    api::send(method, path, body, headers).await
 }
 
 impl Outbox {
@@ -184,6 +192,53 @@ impl Outbox {
             }
             Ok(raw) => Err(error_of(raw.status, &raw.body)),
         }
+    }
+
+    /// [`Self::write`], telling the admin what became of it: saved (and the lists refreshed),
+    /// queued until the connection returns, or nothing when the conflict dialog opened. A
+    /// refusal is the caller's to show.
+    pub async fn write_and_tell(self, write: NewWrite) -> Result<(), ApiFailure> {
+        let label = write.label.clone();
+        match self.write(write).await? {
+            Written::Done(_) => {
+                self.data
+                    .say(NoticeKind::Success, format!("{label}: saved."));
+                self.data.after_mutation().await;
+            }
+            Written::Queued => self.data.say(
+                NoticeKind::Success,
+                format!("Offline: {label} will be sent when the connection returns."),
+            ),
+            Written::Conflict => {}
+        }
+        Ok(())
+    }
+
+    /// A dialog's write: [`Self::write_and_tell`] while `busy`, then `done` once it landed, was
+    /// queued or went to the conflict dialog; a refusal goes to `refused` (a 401 also ends the
+    /// session).
+    pub fn submit(
+        self,
+        write: NewWrite,
+        busy: RwSignal<bool>,
+        done: impl Fn() + 'static,
+        refused: impl Fn(ApiFailure) + 'static,
+    ) {
+        let session = crate::session::Session::get();
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            let result = self.write_and_tell(write).await;
+            busy.try_set(false);
+            match result {
+                Ok(()) => done(),
+                Err(failure) => {
+                    if failure.is_unauthorized() {
+                        session.expire();
+                    }
+                    refused(failure);
+                }
+            }
+        });
     }
 
     fn open_conflict(
@@ -308,9 +363,7 @@ impl Outbox {
                     NoticeKind::Success,
                     format!("{}: kept the current version.", conflict.label),
                 );
-                let _ = manager()
-                    .invalidate_and_refresh(&[conflict.source.as_str()])
-                    .await;
+                data.after_mutation().await;
                 return;
             };
             let Some(etag) = conflict.current_etag() else {
@@ -328,20 +381,11 @@ impl Outbox {
                 label: conflict.label.clone(),
                 source: conflict.source.clone(),
             };
-            match self.write(write).await {
-                Ok(Written::Done(_)) => {
-                    data.say(NoticeKind::Success, format!("{}: saved.", conflict.label));
-                    data.after_mutation().await;
-                }
-                Ok(Written::Queued) => data.say(
-                    NoticeKind::Success,
-                    format!("{}: queued until the connection returns.", conflict.label),
-                ),
-                Ok(Written::Conflict) => {}
-                Err(failure) => data.say(
+            if let Err(failure) = self.write_and_tell(write).await {
+                data.say(
                     NoticeKind::Error,
                     format!("{}: {}", conflict.label, failure.message()),
-                ),
+                );
             }
         });
     }

@@ -1,5 +1,6 @@
 //! The signed-in admin's sync preferences: loaded from the server after sign-in, applied to the
-//! DataSyncManager, reloaded when a push says this admin saved them in another browser.
+//! DataSyncManager, reloaded when a push (or, while push is not live, the polled change feed)
+//! says this admin saved them in another browser.
 
 use keysync_shared::SyncPreferences;
 use leptos::prelude::*;

@@ -2,13 +2,51 @@
 //! admin's change and the server's current version side by side, field by field, and offers:
 //! keep mine (re-send on top of the current version), take theirs (drop the change), or merge
 //! (choose per field). Generic over the resource: it works on the JSON of the change and of the
-//! current representation, so customers and users can use it as it is.
+//! current representation, with each resource's fields in its form's order and words
+//! ([`fields_of`]); keys and customers use it.
 
 use leptos::prelude::*;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::Modal;
 use crate::outbox::{Conflict, Outbox, Resolution};
+use crate::sync::config::{CUSTOMERS, CUSTOMER_LIST, LICENSE_KEYS};
+
+/// The fields an edit of the resource behind `source` may change, with their labels, in the
+/// order its form shows them.
+pub fn fields_of(source: &str) -> &'static [(&'static str, &'static str)] {
+    match source {
+        LICENSE_KEYS => &[
+            ("status", "Status"),
+            ("customer_id", "Customer"),
+            ("notes", "Notes"),
+            ("expires_at", "Expires"),
+            ("max_activations", "Max activations"),
+        ],
+        CUSTOMERS | CUSTOMER_LIST => &[
+            ("name", "Name"),
+            ("email", "Email"),
+            ("company", "Company"),
+            ("notes", "Notes"),
+        ],
+        _ => &[],
+    }
+}
+
+/// The rows of the dialog: `(field, label)` for each field the change sets, the resource's
+/// own fields first in their order, anything else after it with a label made from its name.
+pub fn conflict_rows(source: &str, mine: &Map<String, Value>) -> Vec<(String, String)> {
+    let known = fields_of(source);
+    let listed = known
+        .iter()
+        .filter(|(name, _)| mine.contains_key(*name))
+        .map(|(name, label)| ((*name).to_owned(), (*label).to_owned()));
+    let others = mine
+        .keys()
+        .filter(|k| !known.iter().any(|(name, _)| name == k))
+        .map(|k| (k.clone(), field_label(k)));
+    listed.chain(others).collect()
+}
 
 /// `max_activations` → `Max activations`.
 pub fn field_label(name: &str) -> String {
@@ -69,13 +107,18 @@ pub fn ConflictHost() -> impl IntoView {
 
 #[component]
 fn ConflictBody(conflict: Conflict, outbox: Outbox) -> impl IntoView {
-    let fields: Vec<String> = conflict.mine.keys().cloned().collect();
+    let fields = conflict_rows(&conflict.source, &conflict.mine);
     // Merge starts from "mine" where the admin changed something.
-    let chosen = RwSignal::new(fields.clone());
+    let chosen = RwSignal::new(
+        fields
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect::<Vec<_>>(),
+    );
     let deleting = conflict.method == "DELETE";
     let rows = fields
         .iter()
-        .map(|name| {
+        .map(|(name, label)| {
             let mine = show_value(conflict.mine.get(name));
             let theirs = show_value(conflict.current.get(name));
             let differs = mine != theirs;
@@ -83,7 +126,7 @@ fn ConflictBody(conflict: Conflict, outbox: Outbox) -> impl IntoView {
             let group = format!("conflict-{name}");
             view! {
                 <tr data-testid="conflict-row" data-field=name.clone() class:conflict-differs=differs>
-                    <th scope="row">{field_label(name)}</th>
+                    <th scope="row">{label.clone()}</th>
                     <td data-testid="conflict-mine">
                         <label>
                             <input
@@ -186,6 +229,28 @@ fn ConflictBody(conflict: Conflict, outbox: Outbox) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_resource_lists_its_fields_in_its_forms_order_and_words() {
+        let mine: Map<String, Value> =
+            serde_json::from_str(r#"{"notes":"n","name":"Ada","extra_field":1}"#).unwrap();
+
+        let rows = conflict_rows(CUSTOMER_LIST, &mine);
+
+        let expected = [
+            ("name", "Name"),
+            ("notes", "Notes"),
+            ("extra_field", "Extra field"),
+        ];
+        assert_eq!(
+            rows,
+            expected
+                .iter()
+                .map(|(n, l)| ((*n).to_owned(), (*l).to_owned()))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(conflict_rows(LICENSE_KEYS, &Map::new()), vec![]);
+    }
 
     #[test]
     fn field_names_and_values_read_like_words() {

@@ -5,11 +5,9 @@ use keysync_shared::{LicenseKeyView, PatchKey};
 use leptos::prelude::*;
 
 use super::Modal;
-use crate::data::{AdminData, NoticeKind};
 use crate::format;
-use crate::outbox::{Outbox, Written};
+use crate::outbox::{NewWrite, Outbox};
 use crate::sync::config::LICENSE_KEYS;
-use crate::sync::queue::NewWrite;
 
 /// The patch that turns `original` into what the form holds: only changed fields.
 pub fn key_patch(
@@ -66,7 +64,6 @@ pub fn EditKeyDialog(editing: RwSignal<Option<LicenseKeyView>>) -> impl IntoView
 
 #[component]
 fn EditForm(key: LicenseKeyView, editing: RwSignal<Option<LicenseKeyView>>) -> impl IntoView {
-    let data = AdminData::get();
     let notes = RwSignal::new(key.notes.clone());
     let expiry = RwSignal::new(key.expires_at.map(|d| format::date(&d)).unwrap_or_default());
     let seats = RwSignal::new(
@@ -110,34 +107,16 @@ fn EditForm(key: LicenseKeyView, editing: RwSignal<Option<LicenseKeyView>>) -> i
             label: format!("Edit {}", key.key),
             source: LICENSE_KEYS.into(),
         };
-        saving.set(true);
-        leptos::task::spawn_local(async move {
-            let result = outbox.write(write).await;
-            saving.try_set(false);
-            match result {
-                Ok(Written::Done(_)) => {
-                    editing.try_set(None);
-                    data.say(NoticeKind::Success, format!("{} saved.", key.key));
-                    data.after_mutation().await;
-                }
-                Ok(Written::Queued) => {
-                    editing.try_set(None);
-                    data.say(
-                        NoticeKind::Success,
-                        format!(
-                            "Offline: the edit of {} will be sent when the connection returns.",
-                            key.key
-                        ),
-                    );
-                }
-                Ok(Written::Conflict) => {
-                    editing.try_set(None);
-                }
-                Err(failure) => {
-                    error.try_set(Some(failure.message()));
-                }
-            }
-        });
+        outbox.submit(
+            write,
+            saving,
+            move || {
+                editing.try_set(None);
+            },
+            move |failure| {
+                error.try_set(Some(failure.message()));
+            },
+        );
     };
     view! {
         <form class="form" on:submit=submit data-testid="edit-form">

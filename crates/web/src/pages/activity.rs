@@ -1,14 +1,11 @@
-use std::rc::Rc;
-
 use keysync_shared::{AuditLogView, Page};
 use leptos::prelude::*;
 
 use crate::api;
-use crate::data::{register_source, store_if_changed, AdminData};
+use crate::data::AdminData;
 use crate::format;
-use crate::session::Session;
 use crate::sync::config::ACTIVITY;
-use crate::sync::manager;
+use crate::sync::use_source;
 
 const PAGE_SIZE: u32 = 50;
 
@@ -107,24 +104,9 @@ fn summary_text(entry: &AuditLogView) -> String {
 #[component]
 pub fn Activity() -> impl IntoView {
     let data = AdminData::get();
-    let session = Session::get();
     let query = RwSignal::new(ActivityQuery::default());
     let list = RwSignal::new(None::<Page<AuditLogView>>);
-    register_source(
-        data,
-        session,
-        ACTIVITY,
-        Rc::new(move || query.try_with_untracked(ActivityQuery::path)),
-        store_if_changed(list),
-    );
-    Effect::new(move |previous: Option<ActivityQuery>| {
-        let q = query.get();
-        if previous.as_ref().is_some_and(|p| *p != q) {
-            manager().load(ACTIVITY);
-        }
-        q
-    });
-    on_cleanup(|| manager().unregister(ACTIVITY));
+    use_source(ACTIVITY, query, ActivityQuery::path, list);
 
     let actor = RwSignal::new(String::new());
     let apply_actor = move || {

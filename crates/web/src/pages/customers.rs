@@ -1,16 +1,15 @@
-use std::rc::Rc;
-
 use keysync_shared::{CreateCustomer, CustomerView, Page, PatchCustomer};
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
-use crate::api::{self, ApiFailure};
+use crate::api;
 use crate::components::Modal;
-use crate::data::{register_source, store_if_changed, AdminData, KeyQuery, NoticeKind};
+use crate::data::{AdminData, KeyQuery};
 use crate::format;
+use crate::outbox::{NewWrite, Outbox};
 use crate::session::Session;
 use crate::sync::config::CUSTOMER_LIST;
-use crate::sync::manager;
+use crate::sync::use_source;
 
 /// Rows per page of the customer table.
 const PAGE_SIZE: u32 = 20;
@@ -51,18 +50,6 @@ fn if_match(c: &CustomerView) -> String {
     format!("\"v{}\"", c.version)
 }
 
-/// The customer a 412 carries in `details.current`.
-fn current_of(failure: &ApiFailure) -> Option<CustomerView> {
-    match failure {
-        ApiFailure::Server { status: 412, body } => body
-            .error
-            .details
-            .get("current")
-            .and_then(|c| serde_json::from_value(c.clone()).ok()),
-        _ => None,
-    }
-}
-
 /// `/admin/customers`: search, pages, create, edit, delete (with the choice to revoke the
 /// customer's keys), and a link to each customer's keys. Viewers read only.
 #[component]
@@ -72,21 +59,7 @@ pub fn Customers() -> impl IntoView {
     let can_write = session.can_write();
     let query = RwSignal::new(CustomerQuery::default());
     let list = RwSignal::new(None::<Page<CustomerView>>);
-    register_source(
-        data,
-        session,
-        CUSTOMER_LIST,
-        Rc::new(move || query.try_with_untracked(CustomerQuery::path)),
-        store_if_changed(list),
-    );
-    Effect::new(move |previous: Option<CustomerQuery>| {
-        let q = query.get();
-        if previous.as_ref().is_some_and(|p| *p != q) {
-            manager().load(CUSTOMER_LIST);
-        }
-        q
-    });
-    on_cleanup(|| manager().unregister(CUSTOMER_LIST));
+    use_source(CUSTOMER_LIST, query, CustomerQuery::path, list);
 
     let search = RwSignal::new(String::new());
     let apply_search = move || {
@@ -329,11 +302,11 @@ pub fn Customers() -> impl IntoView {
     }
 }
 
-/// Create or edit one customer. An edit sends `If-Match`; a 412 shows that someone else
-/// changed the customer and loads their version into the form.
+/// Create or edit one customer through the [`Outbox`]: offline (or when the request fails on the
+/// network) it is queued; an edit sends only the changed fields with `If-Match`, and a 412
+/// opens the conflict dialog.
 #[component]
 fn CustomerForm(editing: RwSignal<Option<Editing>>, open: RwSignal<bool>) -> impl IntoView {
-    let data = AdminData::get();
     let existing = move || match editing.get_untracked() {
         Some(Editing::Existing(c)) => Some(c),
         _ => None,
@@ -365,72 +338,46 @@ fn CustomerForm(editing: RwSignal<Option<Editing>>, open: RwSignal<bool>) -> imp
             error.set(Some("A customer needs a name and an email.".into()));
             return;
         }
-        busy.set(true);
-        error.set(None);
-        let target = existing();
-        leptos::task::spawn_local(async move {
-            let (c, t) = (company.get_untracked(), notes.get_untracked());
-            let result: Result<CustomerView, ApiFailure> = match &target {
-                None => {
-                    let body = CreateCustomer {
-                        name: n,
-                        email: e,
-                        company: Some(c),
-                        notes: Some(t),
-                    };
-                    api::send_json("POST", "/api/admin/customers", &body, None).await
+        let (c, t) = (company.get_untracked(), notes.get_untracked());
+        let write = match existing() {
+            None => NewWrite {
+                method: "POST".into(),
+                path: "/api/admin/customers".into(),
+                label: format!("Add {n}"),
+                body: serde_json::to_string(&CreateCustomer {
+                    name: n,
+                    email: e,
+                    company: Some(c),
+                    notes: Some(t),
+                })
+                .ok(),
+                if_match: String::new(),
+                source: CUSTOMER_LIST.into(),
+            },
+            Some(current) => {
+                let patch = PatchCustomer {
+                    name: (n != current.name).then_some(n),
+                    email: (e != current.email).then_some(e),
+                    company: (c != current.company).then_some(c),
+                    notes: (t != current.notes).then_some(t),
+                };
+                if patch == PatchCustomer::default() {
+                    open.set(false);
+                    return;
                 }
-                Some(current) => {
-                    let body = PatchCustomer {
-                        name: Some(n),
-                        email: Some(e),
-                        company: Some(c),
-                        notes: Some(t),
-                    };
-                    api::send_json(
-                        "PATCH",
-                        &format!("/api/admin/customers/{}", current.id),
-                        &body,
-                        Some(&if_match(current)),
-                    )
-                    .await
-                }
-            };
-            busy.try_set(false);
-            match result {
-                Ok(saved) => {
-                    open.try_set(false);
-                    data.say(
-                        NoticeKind::Success,
-                        if target.is_none() {
-                            format!("{} added.", saved.name)
-                        } else {
-                            format!("{} saved.", saved.name)
-                        },
-                    );
-                }
-                Err(failure) => {
-                    if failure.is_unauthorized() {
-                        Session::get().expire();
-                    }
-                    if let Some(theirs) = current_of(&failure) {
-                        // Show their version; saving again applies this form over it.
-                        name.try_set(theirs.name.clone());
-                        email.try_set(theirs.email.clone());
-                        company.try_set(theirs.company.clone());
-                        notes.try_set(theirs.notes.clone());
-                        editing.try_set(Some(Editing::Existing(theirs)));
-                        error.try_set(Some(
-                            "This customer was changed elsewhere while you edited it. The form \
-                             now shows the current version: check it and save again."
-                                .into(),
-                        ));
-                    } else {
-                        error.try_set(Some(failure.message()));
-                    }
+                NewWrite {
+                    method: "PATCH".into(),
+                    path: format!("/api/admin/customers/{}", current.id),
+                    body: serde_json::to_string(&patch).ok(),
+                    if_match: if_match(&current),
+                    label: format!("Edit {}", current.name),
+                    source: CUSTOMER_LIST.into(),
                 }
             }
-            data.after_mutation().await;
+        };
+        error.set(None);
+        send(write, open, busy, move |failure| {
+            error.try_set(Some(failure.message()));
         });
     };
     view! {
@@ -472,60 +419,59 @@ fn CustomerForm(editing: RwSignal<Option<Editing>>, open: RwSignal<bool>) -> imp
     }
 }
 
+/// Sends a customer write through the [`Outbox`]; the dialog closes once it landed, was queued
+/// or went to the conflict dialog.
+fn send(
+    write: NewWrite,
+    open: RwSignal<bool>,
+    busy: RwSignal<bool>,
+    refused: impl Fn(api::ApiFailure) + 'static,
+) {
+    if let Some(outbox) = Outbox::get() {
+        outbox.submit(
+            write,
+            busy,
+            move || {
+                open.try_set(false);
+            },
+            refused,
+        );
+    }
+}
+
 /// Deleting a customer: with keys, the API refuses (409) unless its keys are revoked and
 /// unlinked in the same step, so that choice is offered up front.
 #[component]
 fn DeleteCustomer(deleting: RwSignal<Option<CustomerView>>, open: RwSignal<bool>) -> impl IntoView {
-    let data = AdminData::get();
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let run = move |cascade: bool| {
         let Some(c) = deleting.get_untracked() else {
             return;
         };
-        busy.set(true);
+        let query = if cascade { "?cascade=revoke" } else { "" };
+        let write = NewWrite {
+            method: "DELETE".into(),
+            path: format!("/api/admin/customers/{}{query}", c.id),
+            body: None,
+            if_match: if_match(&c),
+            label: format!("Delete {}", c.name),
+            source: CUSTOMER_LIST.into(),
+        };
         error.set(None);
-        leptos::task::spawn_local(async move {
-            let path = if cascade {
-                format!("/api/admin/customers/{}?cascade=revoke", c.id)
+        send(write, open, busy, move |failure| {
+            if failure.code() == "customer_has_keys" {
+                // Keys were added meanwhile: offer the cascade now.
+                deleting.try_set(Some(CustomerView {
+                    key_count: c.key_count.max(1),
+                    ..c.clone()
+                }));
+                error.try_set(Some(
+                    "This customer has keys now: revoke them to delete the customer.".into(),
+                ));
             } else {
-                format!("/api/admin/customers/{}", c.id)
-            };
-            let result = api::send_empty("DELETE", &path, Some(&if_match(&c))).await;
-            busy.try_set(false);
-            match result {
-                Ok(()) => {
-                    open.try_set(false);
-                    data.say(NoticeKind::Success, format!("{} deleted.", c.name));
-                }
-                Err(failure) => {
-                    if failure.is_unauthorized() {
-                        Session::get().expire();
-                    }
-                    if let Some(current) = current_of(&failure) {
-                        deleting.try_set(Some(current));
-                        error.try_set(Some(
-                            "This customer was changed elsewhere; check the current details and \
-                             choose again."
-                                .into(),
-                        ));
-                    } else if failure.code() == "customer_has_keys" {
-                        // Keys were added meanwhile: offer the cascade now.
-                        let with_keys = CustomerView {
-                            key_count: c.key_count.max(1),
-                            ..c.clone()
-                        };
-                        deleting.try_set(Some(with_keys));
-                        error.try_set(Some(
-                            "This customer has keys now: revoke them to delete the customer."
-                                .into(),
-                        ));
-                    } else {
-                        error.try_set(Some(failure.message()));
-                    }
-                }
+                error.try_set(Some(failure.message()));
             }
-            data.after_mutation().await;
         });
     };
     move || {

@@ -13,12 +13,29 @@ fn if_match(a: &AdminView) -> String {
     format!("\"v{}\"", a.version)
 }
 
+/// Why admin-user changes are not queued offline like key and customer edits: they carry
+/// passwords, which must never rest in `localStorage`.
+const OFFLINE: &str = "You are offline (the server cannot be reached). Changes to admin users \
+                       are not queued, since they can carry passwords: try again when the \
+                       connection returns.";
+
+/// Sends an admin-user write unless the browser is offline (then refused with [`OFFLINE`]).
+async fn online<T>(
+    write: impl std::future::Future<Output = Result<T, ApiFailure>>,
+) -> Result<T, ApiFailure> {
+    if !crate::sync::dom::navigator_online() {
+        return Err(ApiFailure::Network("offline".into()));
+    }
+    write.await
+}
+
 /// The people-facing text of a refused change (the last owner's protection above all).
 fn explain(failure: &ApiFailure) -> String {
     match failure.code() {
         "last_owner" => {
             "This is the last owner: make someone else an owner first, then try again.".into()
         }
+        "network" => OFFLINE.into(),
         _ if failure.status() == Some(412) => {
             "This account was changed elsewhere; the list now shows its current state.".into()
         }
@@ -32,7 +49,7 @@ where
     F: std::future::Future<Output = Result<(), ApiFailure>> + 'static,
 {
     leptos::task::spawn_local(async move {
-        match write.await {
+        match online(write).await {
             Ok(()) => data.say(NoticeKind::Success, success),
             Err(failure) => {
                 if failure.is_unauthorized() {
@@ -310,7 +327,7 @@ fn NewUserForm(open: RwSignal<bool>) -> impl IntoView {
         error.set(None);
         leptos::task::spawn_local(async move {
             let result: Result<AdminView, ApiFailure> =
-                api::send_json("POST", "/api/admin/users", &body, None).await;
+                online(api::send_json("POST", "/api/admin/users", &body, None)).await;
             busy.try_set(false);
             match result {
                 Ok(a) => {

@@ -15,6 +15,9 @@ pub const ADMIN_USERS: &str = "admin-users";
 /// The activity page's audit log, registered only while it is shown.
 pub const ACTIVITY: &str = "activity";
 pub const RELEASES: &str = "releases";
+/// The interval key of the manager's own read of `/api/admin/sync` while push is not live (not
+/// a registered source: see `SyncManager::feed_change`).
+pub const CHANGE_FEED: &str = "change-feed";
 /// The change-feed resource of an admin's saved sync preferences.
 pub const SYNC_PREFERENCES: &str = "sync_preferences";
 

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::rc::{Rc, Weak};
 
 use futures_channel::oneshot;
-use gloo_timers::callback::Timeout;
+use gloo_timers::callback::{Interval, Timeout};
 use keysync_shared::Change;
 use wasm_bindgen::JsCast;
 
@@ -67,6 +67,9 @@ struct Inner {
     push_backoff: RefCell<Backoff>,
     /// The stream dropped since it was last live: on reconnect, refresh what may have been missed.
     push_dropped: Cell<bool>,
+    /// While push is not live: the timer that reads `/api/admin/sync`, and where it resumes.
+    feed: RefCell<Option<Interval>>,
+    feed_cursor: RefCell<Option<String>>,
     overrides: Overrides,
     /// The signed-in admin's intervals (source key -> ms); the `localStorage` overrides win.
     preferred: RefCell<HashMap<String, Millis>>,
@@ -115,6 +118,8 @@ impl SyncManager {
                 push_retry: RefCell::new(None),
                 push_backoff: RefCell::new(Backoff::new(PUSH_RETRY_BASE, PUSH_RETRY_CAP)),
                 push_dropped: Cell::new(false),
+                feed: RefCell::new(None),
+                feed_cursor: RefCell::new(None),
                 overrides,
                 preferred: RefCell::new(HashMap::new()),
                 push_wanted: Cell::new(true),
@@ -157,6 +162,11 @@ impl SyncManager {
     /// What to run when this admin's preferences changed elsewhere (a `sync_preferences` push).
     pub fn on_preferences_changed(&self, hook: Option<Rc<dyn Fn()>>) {
         *self.inner.on_preferences_changed.borrow_mut() = hook;
+    }
+
+    /// Whether the push stream is connected (`ready` received and not dropped since).
+    pub fn push_live(&self) -> bool {
+        self.inner.registry.borrow().push_live()
     }
 
     /// Applies the admin's sync preferences to the running engine: each registered source is
@@ -325,6 +335,7 @@ impl SyncManager {
             + self.inner.listeners.borrow().len()
             + usize::from(self.inner.push.borrow().is_some())
             + usize::from(self.inner.push_retry.borrow().is_some())
+            + usize::from(self.inner.feed.borrow().is_some())
     }
 }
 
@@ -372,6 +383,7 @@ impl Inner {
 
     fn stop(self: &Rc<Self>) {
         self.timer.borrow_mut().take();
+        self.feed.borrow_mut().take();
         self.listeners.borrow_mut().clear();
         self.disconnect_push();
         self.log
@@ -470,8 +482,78 @@ impl Inner {
         outcome
     }
 
+    /// Push's fallback for what only push would bring: while an admin is signed in, sources
+    /// are registered and push is not live, `/api/admin/sync` is read every `change-feed`
+    /// interval (30 s) from the last cursor, and this admin's `sync_preferences` changes are
+    /// applied as their push event is (the data sources poll on their own). The cursor is kept
+    /// across push periods, so what changed around a drop is read; a change seen twice only
+    /// reloads the preferences twice.
+    fn follow_feed(self: &Rc<Self>) {
+        let wanted = self.admin_id.get().is_some()
+            && !self.registry.borrow().is_empty()
+            && !self.registry.borrow().push_live();
+        if wanted == self.feed.borrow().is_some() {
+            return;
+        }
+        if !wanted {
+            self.feed.borrow_mut().take();
+            return;
+        }
+        let period = self
+            .overrides
+            .interval(config::CHANGE_FEED, config::CUSTOMERS_INTERVAL);
+        let weak = Rc::downgrade(self);
+        let read = move || {
+            if let Some(inner) = weak.upgrade() {
+                leptos::task::spawn_local(async move { inner.read_feed().await });
+            }
+        };
+        if self.feed_cursor.borrow().is_none() {
+            // Learn where the feed stands now, so the first tick already has a cursor.
+            read.clone()();
+        }
+        *self.feed.borrow_mut() = Some(Interval::new(period.min(i32::MAX as Millis) as u32, read));
+    }
+
+    async fn read_feed(self: Rc<Self>) {
+        if self.registry.borrow().paused() || self.registry.borrow().push_live() {
+            return;
+        }
+        let cursor = self.feed_cursor.borrow().clone();
+        let url = match &cursor {
+            Some(c) => format!("/api/admin/sync?since={c}&limit=500"),
+            // Without a cursor the answer holds no changes, only the newest cursor.
+            None => "/api/admin/sync?limit=1".to_owned(),
+        };
+        #[derive(serde::Deserialize)]
+        struct FeedPage {
+            changes: Vec<Change>,
+            next: String,
+        }
+        match crate::api::get_json::<FeedPage>(&url).await {
+            Ok(page) => {
+                for change in &page.changes {
+                    self.preferences_changed(change);
+                }
+                *self.feed_cursor.borrow_mut() = Some(page.next);
+            }
+            Err(failure) if failure.status() == Some(410) => {
+                // Too far behind: start again from now, and reload what may have been missed.
+                self.feed_cursor.borrow_mut().take();
+                let hook = self.on_preferences_changed.borrow().clone();
+                if let Some(hook) = hook {
+                    hook();
+                }
+            }
+            Err(failure) => self
+                .log
+                .debug(|| format!("[DataSync] Change feed: {}", failure.message())),
+        }
+    }
+
     /// Sets the one timer to the next due poll (or none while paused).
     fn reschedule(self: &Rc<Self>) {
+        self.follow_feed();
         let wake = self.registry.borrow().next_wake();
         let timer = wake.map(|at| {
             let delay = at
@@ -591,12 +673,21 @@ impl Inner {
         self.notify();
     }
 
+    /// Runs the preferences hook when `change` is this admin's `sync_preferences` saved
+    /// elsewhere; says whether it was.
+    fn preferences_changed(&self, change: &Change) -> bool {
+        if change.resource != config::SYNC_PREFERENCES || Some(change.id) != self.admin_id.get() {
+            return false;
+        }
+        let hook = self.on_preferences_changed.borrow().clone();
+        if let Some(hook) = hook {
+            hook();
+        }
+        true
+    }
+
     fn push_change(self: &Rc<Self>, change: Change) {
-        if change.resource == config::SYNC_PREFERENCES && Some(change.id) == self.admin_id.get() {
-            let hook = self.on_preferences_changed.borrow().clone();
-            if let Some(hook) = hook {
-                hook();
-            }
+        if self.preferences_changed(&change) {
             return;
         }
         let touched = self.registry.borrow().touched_by(&change.resource);

@@ -7,6 +7,7 @@
 //!   intervals and the `localStorage` test overrides.
 //! - [`manager`], [`push`], [`console`], [`dom`]: the thin browser adapters (timers,
 //!   listeners, `EventSource`, `window.dataSyncManager` / `window.dataCache`).
+//! - [`use_source`]: the hook a page registers its own synced view with.
 
 pub mod analytics;
 pub mod cache;
@@ -14,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod dom;
+mod hook;
 pub mod log;
 pub mod manager;
 pub mod push;
@@ -26,6 +28,7 @@ use std::rc::Rc;
 
 pub use cache::{fetch_with_cache, DataCache};
 pub use clock::{BrowserClock, Clock, Millis};
+pub use hook::use_source;
 pub use manager::{manager, SyncManager, SyncSnapshot, Trigger};
 pub use registry::{Indicator, PauseReason, SourceStatus, SyncOptions};
 

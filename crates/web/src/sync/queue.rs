@@ -2,11 +2,13 @@
 //! or whose request failed on the network, wait here, persisted in `localStorage`, and are
 //! replayed in order when the connection returns.
 //!
-//! Only conditional writes are queued: their `If-Match` makes a replay land at most once (a
+//! Edits and deletes are conditional: their `If-Match` makes a replay land at most once (a
 //! write that did reach the server before its answer was lost has bumped the version, so the
-//! replay meets 412 and goes to the conflict dialog instead of applying twice). Two queued
-//! writes of the same resource are chained: the second is sent with the `ETag` the first one
-//! produced, not the stale one it was queued with.
+//! replay meets 412 and goes to the conflict dialog instead of applying twice). The one create
+//! queued, a customer's (empty `if_match`), is kept to one landing by the unique email: its
+//! replay after a lost answer is refused with `email_taken`. Two queued writes of the same
+//! resource are chained: the second is sent with the `ETag` the first one produced, not the
+//! stale one it was queued with.
 //!
 //! This module is plain Rust (tested natively); `sync::offline` runs it in the browser.
 
@@ -29,6 +31,7 @@ pub struct QueuedWrite {
     /// The JSON body, as it will be sent.
     #[serde(default)]
     pub body: Option<String>,
+    /// Empty for a create (sent without `If-Match`).
     pub if_match: String,
     /// What the admin did, for the pending list ("Edit SCO-7K2M").
     pub label: String,
@@ -134,7 +137,12 @@ impl WriteQueue {
                 if let Some(done) = self.items.pop_front() {
                     if let Some(etag) = etag {
                         // Later writes of the same resource were made on top of this one.
-                        for later in self.items.iter_mut().filter(|w| w.path == done.path) {
+                        // A create's path is the collection's: nothing chains on it.
+                        for later in self
+                            .items
+                            .iter_mut()
+                            .filter(|w| w.path == done.path && !w.if_match.is_empty())
+                        {
                             later.if_match = etag.clone();
                         }
                     }
@@ -261,6 +269,28 @@ mod tests {
 
         let tags: Vec<_> = q.items().map(|w| w.if_match.as_str()).collect();
         assert_eq!(tags, vec!["\"v9\"", "\"v4\""]);
+    }
+
+    #[test]
+    fn a_landed_create_gives_its_version_to_no_other_create() {
+        let mut q = WriteQueue::default();
+        let create = |name: &str| NewWrite {
+            method: "POST".into(),
+            body: Some(format!(r#"{{"name":"{name}"}}"#)),
+            if_match: String::new(),
+            ..edit("/api/admin/customers", "", "{}")
+        };
+        let first = q.push(create("a"), 10);
+        q.push(create("b"), 11);
+
+        q.settle(
+            first,
+            &ReplayOutcome::Landed {
+                etag: Some("\"v1\"".into()),
+            },
+        );
+
+        assert_eq!(q.front().map(|w| w.if_match.as_str()), Some(""));
     }
 
     #[test]

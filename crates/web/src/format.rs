@@ -60,6 +60,18 @@ pub fn interval(ms: Millis) -> String {
     }
 }
 
+/// `12.5`: one decimal, rounded half away from zero. Integer arithmetic only: `{:.1}` would link
+/// core's float formatter (about 11 KB of wasm) for this one use.
+pub fn tenths(v: f64) -> String {
+    if !v.is_finite() {
+        return "—".into();
+    }
+    let t = (v * 10.0).round() as i64;
+    let sign = if t < 0 { "-" } else { "" };
+    let t = t.unsigned_abs();
+    format!("{sign}{}.{}", t / 10, t % 10)
+}
+
 /// `text` as a sentence: a final full stop unless it has one.
 pub fn sentence(text: &str) -> String {
     let text = text.trim();
@@ -99,6 +111,16 @@ mod tests {
         assert_eq!(date(&at), "2027-01-05");
         assert_eq!(date_time(&at), "2027-01-05 23:59 UTC");
         assert_eq!(hour(&at), "23:00");
+    }
+
+    #[test]
+    fn tenths_round_to_one_decimal() {
+        assert_eq!(tenths(12.34), "12.3");
+        assert_eq!(tenths(0.05), "0.1");
+        assert_eq!(tenths(0.0), "0.0");
+        assert_eq!(tenths(99.96), "100.0");
+        assert_eq!(tenths(-0.26), "-0.3");
+        assert_eq!(tenths(f64::NAN), "—");
     }
 
     #[test]

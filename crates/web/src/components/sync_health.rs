@@ -11,12 +11,12 @@ const HEALTH_URL: &str = "/api/admin/sync/metrics";
 const HEALTH_INTERVAL: u64 = 30_000;
 
 fn ms(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.1} ms"))
+    v.map(|v| format!("{} ms", crate::format::tenths(v)))
         .unwrap_or_else(|| "—".into())
 }
 
 fn percent(ratio: f64) -> String {
-    format!("{:.1} %", ratio * 100.0)
+    format!("{} %", crate::format::tenths(ratio * 100.0))
 }
 
 #[component]

@@ -48,8 +48,13 @@ pub fn wake_local_followers() {
 
 /// The PostgreSQL channel writers notify on commit.
 pub const CHANNEL: &str = "keysync_changes";
-/// Rows read per follower query.
+/// Cursors covered per follower query (so at most this many rows).
 const READ_BATCH: i64 = 1_000;
+/// The least time between two reads of the follower. Under a stream of commits (license
+/// validations commit in groups, hundreds of times a second) the follower would otherwise read
+/// after every one; waiting this long first lets one read carry many commits' rows, for at most
+/// this much added delay on a push event.
+const MIN_READ_GAP: Duration = Duration::from_millis(5);
 
 /// A published batch of changes, oldest first.
 pub type Batch = Arc<Vec<Change>>;
@@ -144,27 +149,33 @@ impl Follower {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.options.poll) => {}
             }
-            if let Err(err) = self.drain().await {
-                tracing::warn!(error = %err, "change feed read failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            match self.drain().await {
+                Ok(true) => tokio::time::sleep(MIN_READ_GAP).await,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "change feed read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
             }
         }
     }
 
-    /// Reads and publishes everything after `self.last`.
-    async fn drain(&mut self) -> Result<(), ApiError> {
+    /// Reads and publishes everything after `self.last`; `true` when it published something.
+    async fn drain(&mut self) -> Result<bool, ApiError> {
+        let mut published = false;
         loop {
             let after = self.last;
+            let through = after.saturating_add(READ_BATCH);
             let rows = self
                 .db
                 .run(move |conn| {
                     with_store!(conn, |store| store
-                        .changes_after(after, READ_BATCH)
+                        .changes_in_range(after, through)
                         .map_err(ApiError::from))
                 })
                 .await?;
             let Some(last) = rows.last().map(|r| r.cursor) else {
-                return Ok(());
+                return Ok(published);
             };
             // A row published less than a window ago waits out the window; the next read then
             // carries its latest state (and whatever else arrived meanwhile).
@@ -172,12 +183,15 @@ impl Follower {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            let full = rows.len() as i64 == READ_BATCH;
+            // The range may have been full up to its end: more may follow it. (A range ending
+            // in a gap left by a rolled-back writer is read on the next wake-up or poll.)
+            let full = last == through;
             self.publish(&rows);
+            published = true;
             self.last = last;
             let _ = self.latest.send(last);
             if !full {
-                return Ok(());
+                return Ok(published);
             }
         }
     }

@@ -90,7 +90,7 @@ impl Application {
         let poll = match db {
             // PostgreSQL wakes the follower through LISTEN/NOTIFY; polling is the safety net.
             Database::Postgres(..) => Duration::from_millis(settings.feed_fallback_poll_ms.max(1)),
-            Database::Sqlite(_) => Duration::from_millis(settings.feed_poll_ms.max(1)),
+            Database::Sqlite(..) => Duration::from_millis(settings.feed_poll_ms.max(1)),
         };
         let feed = Feed::start(
             db.clone(),

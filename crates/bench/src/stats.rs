@@ -22,6 +22,25 @@ pub fn median(mut values: Vec<Duration>) -> Duration {
     values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`; `None` where
+/// that file is unreadable (not Linux). `pid` 0 means this process.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let path = if pid == 0 {
+        "/proc/self/stat".to_owned()
+    } else {
+        format!("/proc/{pid}/stat")
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis
+    // start at field 3, so utime and stime (fields 14 and 15) are the 12th and 13th there.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // Linux reports these in USER_HZ, which is 100 on every architecture it supports.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }

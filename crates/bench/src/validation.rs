@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::report::{Report, Row};
-use crate::stats::{ms, percentiles};
+use crate::stats::{cpu_time, ms, percentiles};
 use crate::{Args, BenchServer, Engine};
 
 const CONNECTIONS: usize = 64;
@@ -18,6 +18,9 @@ const WINDOW: Duration = Duration::from_secs(10);
 
 struct LoadResult {
     requests: usize,
+    /// CPU time the server and this load generator used during the run.
+    server_cpu: Option<Duration>,
+    client_cpu: Option<Duration>,
     elapsed: Duration,
     latencies: Vec<Duration>,
     failures: usize,
@@ -27,15 +30,33 @@ impl LoadResult {
     fn per_second(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
+
+    /// Microseconds of CPU per request, server and load generator.
+    fn cpu_per_request(&self) -> String {
+        let per = |cpu: Option<Duration>| {
+            cpu.map_or("?".to_owned(), |cpu| {
+                format!(
+                    "{:.0}",
+                    cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+                )
+            })
+        };
+        format!(
+            "server {} µs, load generator {} µs",
+            per(self.server_cpu),
+            per(self.client_cpu)
+        )
+    }
 }
 
-/// `CONNECTIONS` workers send requests built by `make` for `WINDOW`.
-async fn load<F>(make: F) -> anyhow::Result<LoadResult>
+/// `CONNECTIONS` workers send requests built by `make` for `WINDOW` to the server `pid`.
+async fn load<F>(pid: u32, make: F) -> anyhow::Result<LoadResult>
 where
     F: Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
 {
     let make = Arc::new(make);
     let counter = Arc::new(AtomicUsize::new(0));
+    let cpu_before = (cpu_time(pid), cpu_time(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..CONNECTIONS {
@@ -66,9 +87,15 @@ where
         latencies.extend(l);
         failures += f;
     }
+    let elapsed = started.elapsed();
+    let used = |before: Option<Duration>, after: Option<Duration>| {
+        before.zip(after).map(|(b, a)| a.saturating_sub(b))
+    };
     Ok(LoadResult {
+        server_cpu: used(cpu_before.0, cpu_time(pid)),
+        client_cpu: used(cpu_before.1, cpu_time(0)),
         requests: latencies.len() + failures,
-        elapsed: started.elapsed(),
+        elapsed,
         latencies,
         failures,
     })
@@ -105,13 +132,20 @@ pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Re
     let owner = server.owner_client().await?;
 
     let health_url = server.url("/api/health");
-    let health = load(move |client, _| client.get(&health_url)).await?;
+    let pid = server.process.pid();
+    let health = load(pid, move |client, _| client.get(&health_url)).await?;
     let validate_url = server.url("/api/validate-license");
-    let chosen = keys.clone();
-    let validation = load(move |client, n| {
+    // Bodies are serialised before the clock starts, as a load generator replaying requests
+    // would: the run measures the server, not JSON encoding in the client.
+    let bodies: Vec<String> = keys
+        .iter()
+        .map(|key| json!({ "key": key }).to_string())
+        .collect();
+    let validation = load(pid, move |client, n| {
         client
             .post(&validate_url)
-            .json(&json!({"key": chosen[n % chosen.len()]}))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(bodies[n % bodies.len()].clone())
     })
     .await?;
 
@@ -145,6 +179,18 @@ pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Re
         (
             "validations".to_string(),
             format!("{:.0} req/s", validation.per_second()),
+            "—".to_string(),
+            None,
+        ),
+        (
+            "CPU per health request".to_string(),
+            health.cpu_per_request(),
+            "—".to_string(),
+            None,
+        ),
+        (
+            "CPU per validation".to_string(),
+            validation.cpu_per_request(),
             "—".to_string(),
             None,
         ),

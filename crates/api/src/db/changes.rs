@@ -20,6 +20,10 @@ pub const PRUNED_THROUGH: &str = "feed_pruned_through";
 pub trait ChangeStore {
     /// Entries after `cursor`, oldest first.
     fn changes_after(&mut self, cursor: i64, limit: i64) -> QueryResult<Vec<ChangeRow>>;
+    /// Entries with `after < cursor <= through`, oldest first. No `LIMIT`: a bound `LIMIT ?`
+    /// makes SQLite re-prepare the statement on every run, and the change-feed follower runs this
+    /// after nearly every commit; the range bounds the result instead.
+    fn changes_in_range(&mut self, after: i64, through: i64) -> QueryResult<Vec<ChangeRow>>;
     /// Entries written after `at`, oldest first (the timestamp form of `since`).
     fn changes_since_time(&mut self, at: NaiveDateTime, limit: i64) -> QueryResult<Vec<ChangeRow>>;
     /// The newest cursor, 0 for an empty feed.
@@ -55,6 +59,15 @@ impl_for_both_backends!(ChangeStore {
             .filter(changes::cursor.gt(cursor))
             .order(changes::cursor.asc())
             .limit(limit)
+            .select(ChangeRow::as_select())
+            .load(self)
+    }
+
+    fn changes_in_range(&mut self, after: i64, through: i64) -> QueryResult<Vec<ChangeRow>> {
+        changes::table
+            .filter(changes::cursor.gt(after))
+            .filter(changes::cursor.le(through))
+            .order(changes::cursor.asc())
             .select(ChangeRow::as_select())
             .load(self)
     }

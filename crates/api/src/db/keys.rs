@@ -8,26 +8,33 @@ use diesel::sql_types::Bool;
 use keysync_shared::{KeyStatus, LicenseKeyView};
 
 use super::store::{impl_for_both_backends, like_pattern, lower, now, versioned_update};
+use super::timestamp::{Ts, TsOpt};
 use crate::pagination::{KeysetCursor, SortOrder};
 use crate::schema::license_keys;
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = license_keys)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct KeyRow {
     pub id: i64,
     pub key: String,
     pub status: String,
     pub customer_id: Option<i64>,
+    #[diesel(deserialize_as = TsOpt)]
     pub expires_at: Option<NaiveDateTime>,
     pub max_activations: Option<i32>,
     pub activation_count: i32,
     pub validation_count: i64,
     pub download_count: i64,
+    #[diesel(deserialize_as = TsOpt)]
     pub last_used: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = TsOpt)]
     pub activated_at: Option<NaiveDateTime>,
     pub notes: String,
     pub version: i64,
+    #[diesel(deserialize_as = Ts)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Ts)]
     pub updated_at: NaiveDateTime,
 }
 

@@ -10,9 +10,11 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Integer, Nullable, Timestamp};
+use ref_cast::RefCast;
 
 use super::keys::KeyRow;
 use super::store::impl_for_both_backends;
+use super::timestamp::{Ts, TsOpt};
 use crate::schema::{activations, license_keys};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -87,8 +89,8 @@ where
     DB: Backend,
     i64: ToSql<BigInt, DB>,
     i32: ToSql<Integer, DB>,
-    NaiveDateTime: ToSql<Timestamp, DB>,
-    Option<NaiveDateTime>: ToSql<Nullable<Timestamp>, DB>,
+    Ts: ToSql<Timestamp, DB>,
+    TsOpt: ToSql<Nullable<Timestamp>, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_sql("UPDATE license_keys SET validation_count = validation_count + ");
@@ -98,11 +100,11 @@ where
         out.push_sql(", activation_count = activation_count + ");
         out.push_bind_param::<Integer, _>(&self.change.seats)?;
         out.push_sql(", activated_at = ");
-        out.push_bind_param::<Nullable<Timestamp>, _>(&self.change.activated_at)?;
+        out.push_bind_param::<Nullable<Timestamp>, _>(TsOpt::ref_cast(&self.change.activated_at))?;
         out.push_sql(", last_used = ");
-        out.push_bind_param::<Nullable<Timestamp>, _>(&self.change.last_used)?;
+        out.push_bind_param::<Nullable<Timestamp>, _>(TsOpt::ref_cast(&self.change.last_used))?;
         out.push_sql(", version = version + 1, updated_at = ");
-        out.push_bind_param::<Timestamp, _>(&self.change.at)?;
+        out.push_bind_param::<Timestamp, _>(Ts::ref_cast(&self.change.at))?;
         out.push_sql(" WHERE id = ");
         out.push_bind_param::<BigInt, _>(&self.id)?;
         Ok(())
@@ -127,13 +129,13 @@ impl<DB> QueryFragment<DB> for TouchActivation
 where
     DB: Backend,
     i64: ToSql<BigInt, DB>,
-    NaiveDateTime: ToSql<Timestamp, DB>,
+    Ts: ToSql<Timestamp, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_sql("UPDATE activations SET last_seen_at = ");
-        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_bind_param::<Timestamp, _>(Ts::ref_cast(&self.at))?;
         out.push_sql(", updated_at = ");
-        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_bind_param::<Timestamp, _>(Ts::ref_cast(&self.at))?;
         out.push_sql(" WHERE id = ");
         out.push_bind_param::<BigInt, _>(&self.id)?;
         Ok(())

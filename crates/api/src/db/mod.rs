@@ -13,6 +13,7 @@
 pub mod admin_users;
 pub mod audit;
 pub mod changes;
+pub mod checkpoint;
 pub mod customers;
 pub mod keys;
 pub mod licensing;
@@ -22,8 +23,10 @@ pub mod releases;
 pub mod server_settings;
 pub mod sessions;
 pub mod store;
+pub mod timestamp;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -108,7 +111,8 @@ macro_rules! with_store {
 /// The shared handle to the database; cheap to clone.
 #[derive(Clone)]
 pub enum Database {
-    Sqlite(SqlitePool),
+    /// The pool and the handle that keeps its checkpoint thread running.
+    Sqlite(SqlitePool, Arc<checkpoint::Checkpointer>),
     /// The pool and its URL (the change feed's listener opens its own connection with it).
     Postgres(PgPool, String),
 }
@@ -119,11 +123,12 @@ struct SqlitePragmas;
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        // busy_timeout comes first: switching to WAL itself needs a lock. mmap lets reads of a
-        // large file come from the OS page cache without copying into each connection's cache. WAL lets readers run
-        // beside the writer; NORMAL sync is durable across application
-        // crashes (an OS crash may lose the last transactions, never corrupt the file);
-        // busy_timeout makes a second writer wait instead of failing at once.
+        // busy_timeout comes first: switching to WAL itself needs a lock, and it makes a second
+        // writer wait instead of failing at once. WAL lets readers run beside the writer; NORMAL
+        // sync is durable across application crashes (an OS crash may lose the last
+        // transactions, never corrupt the file). mmap lets reads of a large file come from the
+        // OS page cache without copying into each connection's cache. Checkpoints normally run
+        // on their own thread (see `checkpoint`); the pragma below is only the fallback.
         conn.batch_execute(
             "PRAGMA busy_timeout = 5000;
              PRAGMA journal_mode = WAL;
@@ -131,6 +136,12 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
              PRAGMA synchronous = NORMAL;
              PRAGMA mmap_size = 268435456;",
         )
+        .and_then(|()| {
+            conn.batch_execute(&format!(
+                "PRAGMA wal_autocheckpoint = {};",
+                checkpoint::FALLBACK_AUTOCHECKPOINT_PAGES
+            ))
+        })
         .map_err(diesel::r2d2::Error::QueryError)
     }
 }
@@ -152,7 +163,8 @@ impl Database {
                     .connection_timeout(timeout)
                     .connection_customizer(Box::new(SqlitePragmas))
                     .build(manager)?;
-                Ok(Self::Sqlite(pool))
+                let checkpointer = checkpoint::start(pool.clone());
+                Ok(Self::Sqlite(pool, checkpointer))
             }
             DatabaseTarget::Postgres(url) => {
                 let manager = ConnectionManager::<PgConnection>::new(url.as_str());
@@ -168,7 +180,7 @@ impl Database {
 
     pub fn kind(&self) -> DatabaseKind {
         match self {
-            Self::Sqlite(_) => DatabaseKind::Sqlite,
+            Self::Sqlite(..) => DatabaseKind::Sqlite,
             Self::Postgres(..) => DatabaseKind::Postgres,
         }
     }
@@ -177,14 +189,14 @@ impl Database {
     pub fn postgres_url(&self) -> Option<String> {
         match self {
             Self::Postgres(_, url) => Some(url.clone()),
-            Self::Sqlite(_) => None,
+            Self::Sqlite(..) => None,
         }
     }
 
     /// Takes a connection from the pool, on the calling thread. Only for blocking contexts.
     pub fn get_blocking(&self) -> Result<AnyConnection, ApiError> {
         match self {
-            Self::Sqlite(pool) => pool.get().map(AnyConnection::Sqlite),
+            Self::Sqlite(pool, _) => pool.get().map(AnyConnection::Sqlite),
             Self::Postgres(pool, _) => pool.get().map(AnyConnection::Postgres),
         }
         .map_err(ApiError::from_pool)

@@ -12,7 +12,10 @@ use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::result::QueryResult;
 
+use ref_cast::RefCast;
+
 use super::models::{Actor, AdminUserRow, NewAdminUser, NewAuditLog, NewChange};
+use super::timestamp::Ts;
 use crate::schema::{admin_users, audit_logs, changes};
 
 /// The current time as stored: UTC, microsecond precision (PostgreSQL's), so both engines hand
@@ -80,7 +83,7 @@ where
         diesel::serialize::ToSql<diesel::sql_types::Nullable<diesel::sql_types::Text>, DB>,
     Option<i64>:
         diesel::serialize::ToSql<diesel::sql_types::Nullable<diesel::sql_types::BigInt>, DB>,
-    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+    Ts: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
 {
     fn walk_ast<'b>(
         &'b self,
@@ -112,9 +115,9 @@ where
             out.push_sql(", ");
             out.push_bind_param::<Nullable<Text>, _>(&row.summary)?;
             out.push_sql(", ");
-            out.push_bind_param::<Timestamp, _>(&row.created_at)?;
+            out.push_bind_param::<Timestamp, _>(Ts::ref_cast(&row.created_at))?;
             out.push_sql(", ");
-            out.push_bind_param::<Timestamp, _>(&row.updated_at)?;
+            out.push_bind_param::<Timestamp, _>(Ts::ref_cast(&row.updated_at))?;
             out.push_sql(")");
         }
         Ok(())
@@ -127,7 +130,7 @@ where
     String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
     str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
     i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
-    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+    Ts: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
 {
     fn walk_ast<'b>(
         &'b self,
@@ -151,9 +154,9 @@ where
             out.push_sql(", ");
             out.push_bind_param::<Text, _>(&row.actor)?;
             out.push_sql(", ");
-            out.push_bind_param::<Timestamp, _>(&row.created_at)?;
+            out.push_bind_param::<Timestamp, _>(Ts::ref_cast(&row.created_at))?;
             out.push_sql(", ");
-            out.push_bind_param::<Timestamp, _>(&row.updated_at)?;
+            out.push_bind_param::<Timestamp, _>(Ts::ref_cast(&row.updated_at))?;
             out.push_sql(")");
         }
         Ok(())

@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod license_key;
 pub mod licensing;
+pub mod memory;
 pub mod mutations;
 pub mod pagination;
 pub mod password;

@@ -108,6 +108,7 @@ impl Application {
             settings.audit_retention(),
         );
         crate::expiry::spawn(db.clone());
+        crate::memory::start_trimmer();
         let signer = {
             let (db, file) = (db.clone(), settings.license_signing_key_file.clone());
             tokio::task::spawn_blocking(move || LicenseSigner::load_or_create(&db, file.as_deref()))

@@ -4,15 +4,28 @@
 //! Load: license validations at a steady rate (existing keys, unknown keys, a seat-limited key
 //! from many machines), admin mutations (create, patch, delete keys; create customers), signed
 //! webhook deliveries, and 1,000 event-stream subscribers that each keep a view of what the
-//! change events told them. The server's RSS is sampled every few seconds.
+//! change events told them. The server's memory is sampled every second.
+//!
+//! The validations are paced by a thread of their own, with its own single-threaded runtime and
+//! HTTP client: on the shared runtime the pacer queued behind a thousand subscriber tasks and
+//! sent fewer validations than asked. Tick k is due at `start + k / rate` (absolute deadlines,
+//! so a late tick does not push the later ones back); a tick that is late is sent as soon as the
+//! pacer wakes, and nothing is sent after the load window closes.
 //!
 //! Checks, printed at the end (the command fails when one fails):
+//! - the validation rate held: validations answered within the window ≥ 95 % of
+//!   `rate × window`
+//!   (the printout gives requested and achieved rates and the late ticks);
 //! - no 5xx answer to any request;
+//! - every request answered as expected: no transport error or timeout, every validation a 200
+//!   with the code its key must get, every admin write and webhook delivery a 2xx;
 //! - the activity log holds exactly one `license.validate` row per validation answered;
 //! - every subscriber's view equals the database (each row it heard of is at its current
 //!   version, or gone if it heard `deleted`; every row changed since it subscribed is in it);
-//! - RSS flat after warm-up: the last quarter's median within 10 % (+ 8 MiB) of the median of
-//!   the quarter after warm-up.
+//! - memory flat after warm-up: the warm-up is the first quarter of the load window; the
+//!   server's anonymous RSS (`RssAnon`: heap and stacks, not the SQLite file SQLite maps into
+//!   memory) grows by at most 5 % from the median of the 30 s after warm-up to the median of
+//!   the last 30 s of the window.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,6 +40,17 @@ use sha2::Sha256;
 use crate::{Args, BenchServer, Engine};
 
 const WEBHOOK_SECRET: &str = "soak-webhook-secret";
+
+/// The share of the requested validation rate a soak must reach to count.
+const MIN_RATE_SHARE: f64 = 0.95;
+/// A tick sent later than this after its due time counts as late.
+const LATE_AFTER: Duration = Duration::from_millis(10);
+/// No request of the load may take longer: a hung answer is a failure, not a stalled soak.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest allowed growth of anonymous RSS from the end of warm-up to the end of the run.
+const MAX_RSS_GROWTH: f64 = 0.05;
+/// Width of the two windows whose median RSS are compared (at most a quarter of the run).
+const RSS_WINDOW: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct SoakArgs {
@@ -46,42 +70,247 @@ struct View {
     reset: bool,
 }
 
-/// Status tallies of every request the load sent.
+/// Which part of the load a request belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Validation,
+    Write,
+    Webhook,
+}
+
+/// Tallies of every request the load sent.
 #[derive(Default)]
 struct Tally {
-    statuses: Mutex<BTreeMap<u16, u64>>,
+    statuses: Mutex<BTreeMap<Kind, BTreeMap<u16, u64>>>,
+    /// Validation answers by `code`.
+    codes: Mutex<BTreeMap<String, u64>>,
     transport_errors: AtomicU64,
+    /// Answers other than the one the request must get (wrong status or validation code).
+    unexpected: AtomicU64,
+    first_problem: Mutex<Option<String>>,
     validations_answered: AtomicU64,
+    /// Validations whose answer arrived before the load window closed.
+    validations_in_window: AtomicU64,
+    writes_accepted: AtomicU64,
+    webhooks_accepted: AtomicU64,
 }
 
 impl Tally {
-    fn record(&self, status: u16) {
+    fn record(&self, kind: Kind, status: u16) {
         *self
             .statuses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .entry(kind)
+            .or_default()
             .entry(status)
             .or_default() += 1;
     }
 
-    fn fivexx(&self) -> u64 {
+    fn note_problem(&self, what: String) {
+        self.first_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(what);
+    }
+
+    fn unexpected(&self, what: String) {
+        self.unexpected.fetch_add(1, Ordering::Relaxed);
+        self.note_problem(what);
+    }
+
+    fn transport(&self, kind: Kind, error: &reqwest::Error) {
+        self.transport_errors.fetch_add(1, Ordering::Relaxed);
+        self.note_problem(format!("{kind:?}: {error}"));
+    }
+
+    /// An admin write or webhook answer: any 2xx is what the load expects.
+    fn answered(&self, kind: Kind, what: &str, result: &Result<reqwest::Response, reqwest::Error>) {
+        match result {
+            Ok(r) => {
+                let status = r.status();
+                self.record(kind, status.as_u16());
+                if status.is_success() {
+                    match kind {
+                        Kind::Webhook => &self.webhooks_accepted,
+                        _ => &self.writes_accepted,
+                    }
+                    .fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.unexpected(format!("{what}: {status}"));
+                }
+            }
+            Err(e) => self.transport(kind, e),
+        }
+    }
+
+    fn statuses(&self) -> BTreeMap<Kind, BTreeMap<u16, u64>> {
         self.statuses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
+            .clone()
+    }
+
+    fn fivexx(&self) -> u64 {
+        self.statuses()
+            .values()
+            .flat_map(|by_status| by_status.iter())
             .filter(|(s, _)| **s >= 500)
             .map(|(_, n)| n)
             .sum()
     }
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
+/// The server's (VmRSS, RssAnon) in KiB.
+fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    Some((field("VmRSS:")?, field("RssAnon:")?))
+}
+
+/// What the validation pacer did.
+struct Paced {
+    /// Ticks due in the load window: `ceil(rate × window)`.
+    due: u64,
+    sent: u64,
+    /// Ticks sent more than `LATE_AFTER` after their due time.
+    late: u64,
+    worst_late: Duration,
+    most_in_flight: usize,
+}
+
+/// Starts the validation pacer on a thread of its own (see the module's documentation).
+fn start_pacer(
+    rate: u64,
+    window: (Instant, Instant),
+    url: String,
+    keys: Vec<String>,
+    tally: Arc<Tally>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<Paced>>> {
+    Ok(std::thread::Builder::new()
+        .name("soak-pacer".into())
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(pace(rate, window, url, keys, tally))
+        })?)
+}
+
+async fn pace(
+    rate: u64,
+    (start, end): (Instant, Instant),
+    url: String,
+    keys: Vec<String>,
+    tally: Arc<Tally>,
+) -> anyhow::Result<Paced> {
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()?;
+    let period = 1.0 / rate as f64;
+    let due = ((end - start).as_secs_f64() * rate as f64).ceil() as u64;
+    let mut requests = tokio::task::JoinSet::new();
+    let mut paced = Paced {
+        due,
+        sent: 0,
+        late: 0,
+        worst_late: Duration::ZERO,
+        most_in_flight: 0,
+    };
+    while paced.sent < due {
+        let tick = start + Duration::from_secs_f64(paced.sent as f64 * period);
+        tokio::time::sleep_until(tick.into()).await;
+        let now = Instant::now();
+        if now >= end {
+            // The window is over: what was not sent in it does not count.
+            break;
+        }
+        let late = now - tick;
+        if late > LATE_AFTER {
+            paced.late += 1;
+        }
+        paced.worst_late = paced.worst_late.max(late);
+        let i = paced.sent as usize;
+        paced.sent += 1;
+        // Each kind of key with the only code it may get.
+        let (body, expected): (Value, &'static [&'static str]) = match i % 10 {
+            0 => (json!({"key": "SCO-ZZZZ-ZZZZ-ZZZZ-ZZZZ"}), &["NOT_FOUND"]),
+            1 => (
+                json!({"key": keys[0], "fingerprint": format!("machine-{}", i % 7)}),
+                &["VALID", "TOO_MANY_ACTIVATIONS"],
+            ),
+            _ => (
+                json!({"key": keys[i % keys.len()], "fingerprint": "m"}),
+                &["VALID"],
+            ),
+        };
+        requests.spawn(validate(
+            client.clone(),
+            url.clone(),
+            body,
+            expected,
+            end,
+            tally.clone(),
+        ));
+        while requests.try_join_next().is_some() {}
+        paced.most_in_flight = paced.most_in_flight.max(requests.len());
+    }
+    while requests.join_next().await.is_some() {}
+    Ok(paced)
+}
+
+async fn validate(
+    client: reqwest::Client,
+    url: String,
+    body: Value,
+    expected: &'static [&'static str],
+    end: Instant,
+    tally: Arc<Tally>,
+) {
+    let response = match client.post(&url).json(&body).send().await {
+        Ok(r) => r,
+        Err(e) => return tally.transport(Kind::Validation, &e),
+    };
+    let status = response.status().as_u16();
+    tally.record(Kind::Validation, status);
+    tally.validations_answered.fetch_add(1, Ordering::Relaxed);
+    if Instant::now() < end {
+        tally.validations_in_window.fetch_add(1, Ordering::Relaxed);
+    }
+    let code = match response.json::<Value>().await {
+        Ok(v) => v["code"].as_str().map(str::to_owned),
+        Err(e) => return tally.transport(Kind::Validation, &e),
+    };
+    match code {
+        Some(code) if status == 200 && expected.contains(&code.as_str()) => {
+            *tally
+                .codes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(code)
+                .or_default() += 1;
+        }
+        other => tally.unexpected(format!(
+            "validation: {status} {other:?}, expected 200 with one of {expected:?}"
+        )),
+    }
+}
+
+/// Median of the samples taken in `[from, to)` into the run, and how many there were.
+fn median_between(samples: &[(Duration, u64)], from: Duration, to: Duration) -> (u64, usize) {
+    let mut part: Vec<u64> = samples
+        .iter()
+        .filter(|(t, _)| *t >= from && *t < to)
+        .map(|(_, v)| *v)
+        .collect();
+    part.sort_unstable();
+    (part.get(part.len() / 2).copied().unwrap_or(0), part.len())
 }
 
 async fn subscriber(
@@ -182,6 +411,11 @@ async fn all_rows(
 }
 
 pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        soak.rate > 0,
+        "--rate is validations per second, at least 1"
+    );
+    anyhow::ensure!(soak.minutes > 0.0, "--minutes must be above 0");
     let duration = Duration::from_secs_f64(soak.minutes * 60.0);
     println!(
         "soak: {} for {:.1} min, {} validations/s, {} subscribers",
@@ -254,75 +488,49 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let deadline = started + duration;
-    let mut load = Vec::new();
 
-    // Validations at a steady rate, each on its own task so a slow answer does not slow the pace.
-    {
-        let (tally, keys, url) = (
-            tally.clone(),
-            keys.clone(),
-            server.url("/api/validate-license"),
-        );
-        let client = reqwest::Client::new();
-        let period = Duration::from_micros(1_000_000 / soak.rate.max(1));
-        load.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut inflight = Vec::new();
-            let mut i = 0usize;
-            while Instant::now() < deadline {
-                tick.tick().await;
-                i += 1;
-                let body = match i % 10 {
-                    0 => json!({"key": "SCO-ZZZZ-ZZZZ-ZZZZ-ZZZZ"}),
-                    1 => json!({"key": keys[0], "fingerprint": format!("machine-{}", i % 7)}),
-                    _ => json!({"key": keys[i % keys.len()], "fingerprint": "m"}),
-                };
-                let (client, url, tally) = (client.clone(), url.clone(), tally.clone());
-                inflight.push(tokio::spawn(async move {
-                    match client.post(&url).json(&body).send().await {
-                        Ok(r) => {
-                            tally.record(r.status().as_u16());
-                            tally.validations_answered.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(_) => {
-                            tally.transport_errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }));
-                if inflight.len() > 256 {
-                    inflight.retain(|h: &tokio::task::JoinHandle<()>| !h.is_finished());
-                }
-            }
-            for h in inflight {
-                let _ = h.await;
-            }
-        }));
-    }
+    let pacer = start_pacer(
+        soak.rate,
+        (started, deadline),
+        server.url("/api/validate-license"),
+        keys.clone(),
+        tally.clone(),
+    )?;
+    let mut load = Vec::new();
     // Admin mutations: create, patch, sometimes delete keys; create customers.
-    let mutations = Arc::new(AtomicUsize::new(0));
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let admin_load = reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(REQUEST_TIMEOUT)
+        .build()?;
+    let signed_in = admin_load
+        .post(server.url("/api/auth/login"))
+        .json(&json!({"email": crate::ADMIN_EMAIL, "password": crate::ADMIN_PASSWORD}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        signed_in.status() == 200,
+        "soak sign-in failed: {}",
+        signed_in.status()
+    );
     for worker in 0..2 {
-        let (tally, admin, mutations) = (tally.clone(), admin.clone(), mutations.clone());
+        let (tally, admin, rounds) = (tally.clone(), admin_load.clone(), rounds.clone());
         let base = server.process.address.clone();
         load.push(tokio::spawn(async move {
             let mut i = 0u64;
             while Instant::now() < deadline {
                 i += 1;
-                let record = |r: &Result<reqwest::Response, reqwest::Error>| match r {
-                    Ok(r) => tally.record(r.status().as_u16()),
-                    Err(_) => {
-                        tally.transport_errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                };
                 let created = admin
                     .post(format!("{base}/api/admin/keys"))
                     .json(&json!({"notes": format!("soak {worker}/{i}")}))
                     .send()
                     .await;
-                record(&created);
+                tally.answered(Kind::Write, "create key", &created);
                 let id = match created {
-                    Ok(r) => r.json::<Value>().await.ok().and_then(|v| v["id"].as_i64()),
-                    Err(_) => None,
+                    Ok(r) if r.status().is_success() => {
+                        r.json::<Value>().await.ok().and_then(|v| v["id"].as_i64())
+                    }
+                    _ => None,
                 };
                 if let Some(id) = id {
                     let patched = admin
@@ -331,14 +539,14 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
                         .json(&json!({"notes": format!("patched {worker}/{i}")}))
                         .send()
                         .await;
-                    record(&patched);
+                    tally.answered(Kind::Write, "patch key", &patched);
                     if i % 4 == 0 {
                         let deleted = admin
                             .delete(format!("{base}/api/admin/keys/{id}"))
                             .header("if-match", "*")
                             .send()
                             .await;
-                        record(&deleted);
+                        tally.answered(Kind::Write, "delete key", &deleted);
                     }
                 }
                 if i % 3 == 0 {
@@ -348,9 +556,9 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
                                       "email": format!("soak-{worker}-{i}@example.com")}))
                         .send()
                         .await;
-                    record(&customer);
+                    tally.answered(Kind::Write, "create customer", &customer);
                 }
-                mutations.fetch_add(1, Ordering::Relaxed);
+                rounds.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }));
@@ -358,56 +566,58 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
     // Signed webhook deliveries, one a second.
     {
         let (tally, url) = (tally.clone(), server.url("/api/admin/sync"));
-        let client = reqwest::Client::new();
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()?;
         load.push(tokio::spawn(async move {
             let mut i = 0u64;
             while Instant::now() < deadline {
                 i += 1;
                 let body = json!({"event": "deployment_complete", "data": {"n": i}}).to_string();
                 let signature = sign(chrono::Utc::now().timestamp(), &body);
-                match client
+                let delivered = client
                     .post(&url)
                     .header("content-type", "application/json")
                     .header("x-keysync-signature", signature)
                     .body(body)
                     .send()
-                    .await
-                {
-                    Ok(r) => tally.record(r.status().as_u16()),
-                    Err(_) => {
-                        tally.transport_errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                    .await;
+                tally.answered(Kind::Webhook, "webhook", &delivered);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }));
     }
 
-    // RSS every 5 s, with progress.
-    let mut rss = Vec::new();
+    // Memory every second (elapsed, VmRSS, RssAnon), progress every 10 s.
+    let mut rss: Vec<(Duration, u64, u64)> = Vec::new();
+    let mut next_progress = Duration::ZERO;
     while Instant::now() < deadline {
-        if let Some(kib) = rss_kib(pid) {
-            rss.push((started.elapsed(), kib));
+        let at = started.elapsed();
+        if let Some((total, anon)) = rss_kib(pid) {
+            rss.push((at, total, anon));
         }
-        let statuses = tally
-            .statuses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        println!(
-            "  {:>5.0} s  RSS {:>7} KiB  statuses {:?}",
-            started.elapsed().as_secs_f64(),
-            rss.last().map_or(0, |r| r.1),
-            statuses
-        );
+        if at >= next_progress {
+            next_progress += Duration::from_secs(10);
+            println!(
+                "  {:>5.0} s  RSS {:>7} KiB (anonymous {:>7} KiB)  validations answered {:>7}  statuses {:?}",
+                at.as_secs_f64(),
+                rss.last().map_or(0, |r| r.1),
+                rss.last().map_or(0, |r| r.2),
+                tally.validations_answered.load(Ordering::Relaxed),
+                tally.statuses()
+            );
+        }
         tokio::time::sleep(
-            Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now())),
+            Duration::from_secs(1).min(deadline.saturating_duration_since(Instant::now())),
         )
         .await;
     }
     for h in load {
         let _ = h.await;
     }
+    let paced = tokio::task::spawn_blocking(move || pacer.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the validation pacer panicked"))??;
     println!("load stopped; checking");
 
     // The feed's head, then wait for every subscriber to reach it.
@@ -465,13 +675,15 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
                 c["id"].as_i64().unwrap_or(0),
             ));
         }
-        since = page["next"]
+        let next = page["next"]
             .as_str()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(since);
+            .context("the feed's next cursor")?;
         if page["has_more"] != true {
             break;
         }
+        anyhow::ensure!(next > since, "the change feed did not advance past {since}");
+        since = next;
     }
 
     let mut diverged = 0usize;
@@ -479,6 +691,13 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
     for (n, view) in views.iter().enumerate() {
         let view = view.lock().unwrap_or_else(|p| p.into_inner());
         let mut ok = !view.reset && view.last >= head;
+        if !ok && first_divergence.is_none() {
+            first_divergence = Some(if view.reset {
+                format!("subscriber {n} was reset")
+            } else {
+                format!("subscriber {n} stopped at cursor {}", view.last)
+            });
+        }
         for ((resource, id), (version, op)) in &view.rows {
             if resource == "webhooks" {
                 continue;
@@ -525,47 +744,83 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
     let audited = audit["total"].as_u64().context("audit total")?;
     let answered = tally.validations_answered.load(Ordering::Relaxed);
 
-    // Memory: skip the first quarter (warm-up), compare the second quarter with the last.
-    let quarter = |q: usize| -> u64 {
-        let n = rss.len();
-        let mut part: Vec<u64> = rss[n * q / 4..(n * (q + 1) / 4).max(n * q / 4 + 1).min(n)]
-            .iter()
-            .map(|r| r.1)
-            .collect();
-        part.sort_unstable();
-        part.get(part.len() / 2).copied().unwrap_or(0)
-    };
-    let (after_warmup, end) = if rss.len() >= 4 {
-        (quarter(1), quarter(3))
-    } else {
-        (0, 0)
-    };
-    let flat = rss.len() >= 4 && (end as f64) <= after_warmup as f64 * 1.10 + 8.0 * 1024.0;
+    // The validation rate: answers that arrived within the window, against what was asked (a
+    // server that queues requests and answers them after the window did not keep the pace).
+    let window = duration.as_secs_f64();
+    let in_window = tally.validations_in_window.load(Ordering::Relaxed);
+    let achieved = in_window as f64 / window;
+    let share = in_window as f64 / paced.due.max(1) as f64;
+    let rate_held = share >= MIN_RATE_SHARE;
 
-    let statuses = tally
-        .statuses
+    // Memory: anonymous RSS, median of the window after warm-up vs median of the last window.
+    let warm_up = duration / 4;
+    let width = RSS_WINDOW.min(duration / 4);
+    let anon: Vec<(Duration, u64)> = rss.iter().map(|r| (r.0, r.2)).collect();
+    let (after_warm_up, n_after) = median_between(&anon, warm_up, warm_up + width);
+    let (at_end, n_end) = median_between(&anon, duration - width, Duration::MAX);
+    let growth = (at_end as f64 - after_warm_up as f64) / after_warm_up.max(1) as f64;
+    let enough_samples = n_after >= 3 && n_end >= 3;
+    let flat = enough_samples && growth <= MAX_RSS_GROWTH;
+
+    let statuses = tally.statuses();
+    let fivexx = tally.fivexx();
+    let transport_errors = tally.transport_errors.load(Ordering::Relaxed);
+    let unexpected = tally.unexpected.load(Ordering::Relaxed);
+    let writes = tally.writes_accepted.load(Ordering::Relaxed);
+    let webhooks = tally.webhooks_accepted.load(Ordering::Relaxed);
+    let first_problem = tally
+        .first_problem
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let fivexx = tally.fivexx();
+    let codes = tally
+        .codes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let checks = [
         (
-            "no 5xx",
-            fivexx == 0,
             format!(
-                "{fivexx} of {} answers; statuses {statuses:?}; transport errors {}",
-                statuses.values().sum::<u64>(),
-                tally.transport_errors.load(Ordering::Relaxed)
+                "validation rate held (≥ {:.0} % of the requested rate)",
+                MIN_RATE_SHARE * 100.0
+            ),
+            rate_held,
+            format!(
+                "requested {} /s, achieved {achieved:.1} /s ({:.1} %): {in_window} answered within the window of {} due in {window:.0} s ({} sent, {answered} answered in all); {} late ticks (sent > {} ms after due), worst {:.0} ms; at most {} in flight",
+                soak.rate,
+                share * 100.0,
+                paced.due,
+                paced.sent,
+                paced.late,
+                LATE_AFTER.as_millis(),
+                paced.worst_late.as_secs_f64() * 1000.0,
+                paced.most_in_flight
             ),
         ),
         (
-            "one audit row per validation",
-            audited == answered,
+            "no 5xx".to_owned(),
+            fivexx == 0,
+            format!(
+                "{fivexx} of {} answers; statuses {statuses:?}",
+                statuses.values().flat_map(|s| s.values()).sum::<u64>(),
+            ),
+        ),
+        (
+            "every request answered as expected".to_owned(),
+            transport_errors == 0 && unexpected == 0 && writes > 0 && webhooks > 0,
+            format!(
+                "{transport_errors} transport errors or timeouts, {unexpected} unexpected answers; validation codes {codes:?}; {writes} admin writes and {webhooks} webhooks accepted{}",
+                first_problem.map_or(String::new(), |p| format!("; first: {p}"))
+            ),
+        ),
+        (
+            "one audit row per validation".to_owned(),
+            audited == answered && answered > 0,
             format!("{answered} validations answered, {audited} license.validate rows"),
         ),
         (
-            "every subscriber's view equals the database",
-            diverged == 0,
+            "every subscriber's view equals the database".to_owned(),
+            diverged == 0 && !changed.is_empty(),
             format!(
                 "{} of {} subscribers agree at cursor {head}; {} changes since the first subscribed{}",
                 views.len() - diverged,
@@ -575,21 +830,29 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
             ),
         ),
         (
-            "RSS flat after warm-up",
+            format!(
+                "memory flat after warm-up (anonymous RSS growth ≤ {:.0} %)",
+                MAX_RSS_GROWTH * 100.0
+            ),
             flat,
             format!(
-                "median {after_warmup} KiB in the 2nd quarter, {end} KiB in the last ({} samples; peak {} KiB)",
-                rss.len(),
+                "median {after_warm_up} KiB over {:.0}–{:.0} s ({n_after} samples), {at_end} KiB over the last {:.0} s ({n_end} samples): {:+.1} %; total RSS peak {} KiB",
+                warm_up.as_secs_f64(),
+                (warm_up + width).as_secs_f64(),
+                width.as_secs_f64(),
+                growth * 100.0,
                 rss.iter().map(|r| r.1).max().unwrap_or(0)
             ),
         ),
     ];
     println!(
-        "\nsoak on {} for {:.1} min: {} validations answered, {} admin mutation rounds, {} subscribers",
+        "\nsoak on {} for {:.1} min: {} validations answered, {} admin mutation rounds ({} writes accepted), {} webhooks accepted, {} subscribers",
         soak.engine.name(),
         soak.minutes,
         answered,
-        mutations.load(Ordering::Relaxed),
+        rounds.load(Ordering::Relaxed),
+        writes,
+        webhooks,
         soak.subscribers
     );
     let mut all = true;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::report::{Report, Row};
-use crate::stats::{cpu_time, ms, percentiles};
+use crate::stats::{cpu_time, median_f64, ms, percentiles};
 use crate::{Args, BenchServer, Engine};
 
 const CONNECTIONS: usize = 64;
@@ -31,21 +31,14 @@ impl LoadResult {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// Microseconds of CPU per request, server and load generator.
-    fn cpu_per_request(&self) -> String {
+    /// Microseconds of CPU per request, server and load generator (NaN where unreadable).
+    fn cpu_per_request(&self) -> (f64, f64) {
         let per = |cpu: Option<Duration>| {
-            cpu.map_or("?".to_owned(), |cpu| {
-                format!(
-                    "{:.0}",
-                    cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
-                )
+            cpu.map_or(f64::NAN, |cpu| {
+                cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
             })
         };
-        format!(
-            "server {} µs, load generator {} µs",
-            per(self.server_cpu),
-            per(self.client_cpu)
-        )
+        (per(self.server_cpu), per(self.client_cpu))
     }
 }
 
@@ -101,6 +94,37 @@ where
     })
 }
 
+/// One run's figures, in seconds, requests per second and microseconds.
+struct RunFigures {
+    health_rps: f64,
+    health_p50: f64,
+    health_p99: f64,
+    validation_rps: f64,
+    ratio: f64,
+    p50: f64,
+    p99: f64,
+    health_cpu: (f64, f64),
+    validation_cpu: (f64, f64),
+}
+
+impl RunFigures {
+    fn of(health: &LoadResult, validation: &LoadResult) -> Self {
+        let (health_p50, health_p99) = percentiles(health.latencies.clone());
+        let (p50, p99) = percentiles(validation.latencies.clone());
+        Self {
+            health_rps: health.per_second(),
+            health_p50: health_p50.as_secs_f64(),
+            health_p99: health_p99.as_secs_f64(),
+            validation_rps: validation.per_second(),
+            ratio: validation.per_second() / health.per_second(),
+            p50: p50.as_secs_f64(),
+            p99: p99.as_secs_f64(),
+            health_cpu: health.cpu_per_request(),
+            validation_cpu: validation.cpu_per_request(),
+        }
+    }
+}
+
 async fn seed_keys(server: &BenchServer) -> anyhow::Result<Vec<String>> {
     let client = server.owner_client().await?;
     let mut keys = Vec::with_capacity(KEYS);
@@ -132,24 +156,37 @@ pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Re
     let owner = server.owner_client().await?;
 
     let health_url = server.url("/api/health");
-    let pid = server.process.pid();
-    let health = load(pid, move |client, _| client.get(&health_url)).await?;
     let validate_url = server.url("/api/validate-license");
+    let pid = server.process.pid();
     // Bodies are serialised before the clock starts, as a load generator replaying requests
     // would: the run measures the server, not JSON encoding in the client.
-    let bodies: Vec<String> = keys
-        .iter()
-        .map(|key| json!({ "key": key }).to_string())
-        .collect();
-    let validation = load(pid, move |client, n| {
-        client
-            .post(&validate_url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(bodies[n % bodies.len()].clone())
-    })
-    .await?;
+    let bodies: Arc<Vec<String>> = Arc::new(
+        keys.iter()
+            .map(|key| json!({ "key": key }).to_string())
+            .collect(),
+    );
+    // Each run measures the ceiling and the validations back to back; every figure reported is
+    // the median over the runs.
+    let mut runs = Vec::new();
+    let mut answered = 0i64;
+    let mut failures = 0usize;
+    for _ in 0..args.runs.max(1) {
+        let url = health_url.clone();
+        let health = load(pid, move |client, _| client.get(&url)).await?;
+        let (url, bodies) = (validate_url.clone(), bodies.clone());
+        let validation = load(pid, move |client, n| {
+            client
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bodies[n % bodies.len()].clone())
+        })
+        .await?;
+        answered += validation.latencies.len() as i64;
+        failures += validation.failures;
+        runs.push(RunFigures::of(&health, &validation));
+    }
 
-    // Every attempt must have left one audit row.
+    // Every attempt of every run must have left one audit row.
     let audited: serde_json::Value = owner
         .get(server.url("/api/admin/audit-logs?action=license.validate&limit=1"))
         .send()
@@ -157,11 +194,20 @@ pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Re
         .json()
         .await?;
     let audited = audited["total"].as_i64().unwrap_or(-1);
-    let answered = validation.latencies.len() as i64;
 
-    let ratio = validation.per_second() / health.per_second();
-    let (p50, p99) = percentiles(validation.latencies.clone());
-    let (health_p50, health_p99) = percentiles(health.latencies.clone());
+    let mid = |f: fn(&RunFigures) -> f64| median_f64(runs.iter().map(f).collect());
+    let ratio = mid(|r| r.ratio);
+    let p50 = Duration::from_secs_f64(mid(|r| r.p50));
+    let p99 = Duration::from_secs_f64(mid(|r| r.p99));
+    let health_p50 = Duration::from_secs_f64(mid(|r| r.health_p50));
+    let health_p99 = Duration::from_secs_f64(mid(|r| r.health_p99));
+    let cpu = |server: fn(&RunFigures) -> f64, client: fn(&RunFigures) -> f64| {
+        format!(
+            "server {:.0} µs, load generator {:.0} µs",
+            mid(server),
+            mid(client)
+        )
+    };
     let sqlite = engine == Engine::Sqlite;
     let name = format!("Validation, {CONNECTIONS} connections, {KEYS} keys");
     let rows = [
@@ -169,7 +215,7 @@ pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Re
             "`/api/health` ceiling".to_string(),
             format!(
                 "{:.0} req/s (p50 {}, p99 {})",
-                health.per_second(),
+                mid(|r| r.health_rps),
                 ms(health_p50),
                 ms(health_p99)
             ),
@@ -178,19 +224,19 @@ pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Re
         ),
         (
             "validations".to_string(),
-            format!("{:.0} req/s", validation.per_second()),
+            format!("{:.0} req/s", mid(|r| r.validation_rps)),
             "—".to_string(),
             None,
         ),
         (
             "CPU per health request".to_string(),
-            health.cpu_per_request(),
+            cpu(|r| r.health_cpu.0, |r| r.health_cpu.1),
             "—".to_string(),
             None,
         ),
         (
             "CPU per validation".to_string(),
-            validation.cpu_per_request(),
+            cpu(|r| r.validation_cpu.0, |r| r.validation_cpu.1),
             "—".to_string(),
             None,
         ),
@@ -217,12 +263,9 @@ pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Re
         ),
         (
             "audit rows / answered attempts".to_string(),
-            format!(
-                "{audited} / {answered} ({} failed requests)",
-                validation.failures
-            ),
+            format!("{audited} / {answered} ({failures} failed requests)"),
             "equal".to_string(),
-            Some(audited == answered && validation.failures == 0),
+            Some(audited == answered && failures == 0),
         ),
     ];
     for (figure, value, target, met) in rows {

@@ -37,7 +37,8 @@ pub struct Args {
     pub only: Vec<String>,
 }
 
-/// `keysync-bench soak --minutes N --engine sqlite|postgres [--subscribers N] [--rate N]`,
+/// `keysync-bench soak --minutes N --engine sqlite|postgres [--subscribers N] [--rate N]
+/// [--record]`,
 /// with the same `--server` and `--pg-url` as the benchmarks.
 fn parse_soak_args(raw: Vec<String>) -> anyhow::Result<(Args, soak::SoakArgs)> {
     let mut common = Vec::new();
@@ -46,6 +47,7 @@ fn parse_soak_args(raw: Vec<String>) -> anyhow::Result<(Args, soak::SoakArgs)> {
         engine: Engine::Sqlite,
         subscribers: 1_000,
         rate: 100,
+        record: None,
     };
     let mut it = raw.into_iter();
     while let Some(flag) = it.next() {
@@ -61,6 +63,7 @@ fn parse_soak_args(raw: Vec<String>) -> anyhow::Result<(Args, soak::SoakArgs)> {
             }
             "--subscribers" => soak.subscribers = value()?.parse()?,
             "--rate" => soak.rate = value()?.parse()?,
+            "--record" => soak.record = Some(PathBuf::from("docs/soak.md")),
             _ => {
                 common.push(flag.clone());
                 if let Some(v) = it.next() {

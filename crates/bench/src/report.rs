@@ -150,7 +150,22 @@ impl Report {
                 let _ = writeln!(out, "- {n}");
             }
         }
-        let _ = writeln!(out, "\n## Reproduce\n\n```sh\ncargo xtask bench\n```");
+        // Soak runs take ten minutes per engine, so they are recorded on their own and kept here.
+        let soak = path.with_file_name("soak.md");
+        if let Ok(record) = std::fs::read_to_string(&soak) {
+            let body = record.split_once("\n### ").map_or("", |(_, rest)| rest);
+            if !body.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "\n## Soak (`cargo xtask soak`, not part of `cargo xtask bench`)\n\n### {}",
+                    body.trim_end()
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n## Reproduce\n\n```sh\ncargo xtask bench\ncargo xtask soak --minutes 10 --engine sqlite --record\ncargo xtask soak --minutes 10 --engine postgres --record\n```"
+        );
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }

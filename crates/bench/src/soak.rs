@@ -59,6 +59,9 @@ pub struct SoakArgs {
     pub subscribers: usize,
     /// Validations per second.
     pub rate: u64,
+    /// Where to record the result (`--record`: the engine's section of `docs/soak.md`, which
+    /// `cargo xtask bench` includes in `docs/benchmarks.md`).
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// What one subscriber learnt: (resource, id) → (version, op), and its last event id.
@@ -845,8 +848,8 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
             ),
         ),
     ];
-    println!(
-        "\nsoak on {} for {:.1} min: {} validations answered, {} admin mutation rounds ({} writes accepted), {} webhooks accepted, {} subscribers",
+    let summary = format!(
+        "soak on {} for {:.1} min: {} validations answered, {} admin mutation rounds ({} writes accepted), {} webhooks accepted, {} subscribers",
         soak.engine.name(),
         soak.minutes,
         answered,
@@ -855,10 +858,76 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
         webhooks,
         soak.subscribers
     );
+    println!("\n{summary}");
     let mut all = true;
+    let mut lines = Vec::new();
     for (name, ok, detail) in &checks {
-        println!("  [{}] {name}: {detail}", if *ok { "ok" } else { "FAIL" });
+        let line = format!("[{}] {name}: {detail}", if *ok { "ok" } else { "FAIL" });
+        println!("  {line}");
+        lines.push(line);
         all &= ok;
     }
+    if let Some(path) = &soak.record {
+        record(path, soak, &summary, &lines)?;
+        println!("recorded in {}", path.display());
+    }
     Ok(all)
+}
+
+/// Replaces the engine's section of the soak record at `path` with this run's result.
+fn record(
+    path: &std::path::Path,
+    soak: &SoakArgs,
+    summary: &str,
+    lines: &[String],
+) -> anyhow::Result<()> {
+    let heading = format!("### {}", soak.engine.name());
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut section = format!(
+        "{heading}\n\n`cargo xtask soak --minutes {} --engine {} --subscribers {} --rate {} --record`, \
+         {}, commit `{commit}`:\n\n```text\n{summary}\n",
+        soak.minutes,
+        match soak.engine {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        },
+        soak.subscribers,
+        soak.rate,
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+    );
+    for line in lines {
+        section.push_str("  ");
+        section.push_str(line);
+        section.push('\n');
+    }
+    section.push_str("```\n");
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    // Sections in engine order; a rerun replaces its own engine's section only.
+    let mut sections: Vec<String> = existing
+        .split("\n### ")
+        .skip(1)
+        .map(|s| format!("### {}", s.trim_end()))
+        .filter(|s| !s.starts_with(&heading))
+        .collect();
+    sections.push(section.trim_end().to_owned());
+    sections.sort();
+    let mut out = String::from(
+        "# Soak results\n\nWritten by `cargo xtask soak ... --record`; included in `benchmarks.md` by \
+         `cargo xtask bench`.\n",
+    );
+    for s in sections {
+        out.push('\n');
+        out.push_str(&s);
+        out.push('\n');
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, out)?;
+    Ok(())
 }

@@ -39,6 +39,10 @@ use sha2::Sha256;
 
 use crate::{Args, BenchServer, Engine};
 
+/// How long the load's clients keep an idle connection: less than the server's keep-alive
+/// (actix-web's default, 5 s), so a client never sends on a connection the server is closing.
+/// (A 10-minute PostgreSQL soak once lost one validation to that race with reqwest's 90 s.)
+const CLIENT_IDLE: Duration = Duration::from_secs(4);
 const WEBHOOK_SECRET: &str = "soak-webhook-secret";
 
 /// The share of the requested validation rate a soak must reach to count.
@@ -215,6 +219,7 @@ async fn pace(
 ) -> anyhow::Result<Paced> {
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
+        .pool_idle_timeout(CLIENT_IDLE)
         .build()?;
     let period = 1.0 / rate as f64;
     let due = ((end - start).as_secs_f64() * rate as f64).ceil() as u64;
@@ -505,6 +510,7 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
     let admin_load = reqwest::Client::builder()
         .cookie_store(true)
         .timeout(REQUEST_TIMEOUT)
+        .pool_idle_timeout(CLIENT_IDLE)
         .build()?;
     let signed_in = admin_load
         .post(server.url("/api/auth/login"))
@@ -571,6 +577,7 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
         let (tally, url) = (tally.clone(), server.url("/api/admin/sync"));
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .pool_idle_timeout(CLIENT_IDLE)
             .build()?;
         load.push(tokio::spawn(async move {
             let mut i = 0u64;

@@ -190,6 +190,38 @@ fn versions(conn: &mut diesel::SqliteConnection) -> HashMap<(String, i64), i64> 
 }
 
 /// Every write acknowledged with a 2xx before the kill.
+/// What one request of the burst came to.
+enum Answer {
+    /// The expected status, with its body.
+    Acknowledged(Value),
+    /// A 503, "busy, retry" by contract: not acknowledged, not a fault.
+    Busy,
+    /// The connection failed (the server was killed) or the status was wrong (counted as a
+    /// failure): the worker stops.
+    Stop,
+}
+
+async fn answer(
+    request: reqwest::RequestBuilder,
+    expected: u16,
+    acked: &Mutex<Acknowledged>,
+) -> Answer {
+    let Ok(response) = request.send().await else {
+        return Answer::Stop;
+    };
+    if response.status() == 503 {
+        return Answer::Busy;
+    }
+    if response.status() != expected {
+        acked.lock().unwrap().failures += 1;
+        return Answer::Stop;
+    }
+    match response.json::<Value>().await {
+        Ok(body) => Answer::Acknowledged(body),
+        Err(_) => Answer::Stop,
+    }
+}
+
 #[derive(Debug, Default)]
 struct Acknowledged {
     /// Key id → the version the client was told.
@@ -254,25 +286,13 @@ async fn kill_9_during_a_write_burst_loses_no_acknowledged_write_and_subscribers
         let (admin, address, acked) = (admin.clone(), address.clone(), acked.clone());
         workers.push(tokio::spawn(async move {
             for i in 0.. {
-                let body = json!({"notes": format!("burst {worker}/{i}")});
-                let Ok(response) = admin
+                let create = admin
                     .post(format!("{address}/api/admin/keys"))
-                    .json(&body)
-                    .send()
-                    .await
-                else {
-                    break;
-                };
-                // 503 is "busy, retry" by contract: not acknowledged, not a fault.
-                if response.status() == 503 {
-                    continue;
-                }
-                if response.status() != 201 {
-                    acked.lock().unwrap().failures += 1;
-                    break;
-                }
-                let Ok(key) = response.json::<Value>().await else {
-                    break;
+                    .json(&json!({"notes": format!("burst {worker}/{i}")}));
+                let key = match answer(create, 201, &acked).await {
+                    Answer::Acknowledged(key) => key,
+                    Answer::Busy => continue,
+                    Answer::Stop => break,
                 };
                 let id = key["id"].as_i64().unwrap();
                 acked
@@ -280,50 +300,28 @@ async fn kill_9_during_a_write_burst_loses_no_acknowledged_write_and_subscribers
                     .unwrap()
                     .keys
                     .insert(id, key["version"].as_i64().unwrap());
-                let Ok(response) = admin
+                let patch = admin
                     .patch(format!("{address}/api/admin/keys/{id}"))
                     .header("if-match", "*")
-                    .json(&json!({"notes": format!("patched {worker}/{i}")}))
-                    .send()
-                    .await
-                else {
-                    break;
-                };
-                // 503 is "busy, retry" by contract: not acknowledged, not a fault.
-                if response.status() == 503 {
-                    continue;
-                }
-                if response.status() != 200 {
-                    acked.lock().unwrap().failures += 1;
-                    break;
-                }
-                let Ok(key) = response.json::<Value>().await else {
-                    break;
+                    .json(&json!({"notes": format!("patched {worker}/{i}")}));
+                let key = match answer(patch, 200, &acked).await {
+                    Answer::Acknowledged(key) => key,
+                    Answer::Busy => continue,
+                    Answer::Stop => break,
                 };
                 acked
                     .lock()
                     .unwrap()
                     .keys
                     .insert(id, key["version"].as_i64().unwrap());
-                let Ok(response) = admin
+                let customer = admin
                     .post(format!("{address}/api/admin/customers"))
                     .json(&json!({"name": format!("C {worker}/{i}"),
-                                  "email": format!("c{worker}-{i}@example.com")}))
-                    .send()
-                    .await
-                else {
-                    break;
-                };
-                // 503 is "busy, retry" by contract: not acknowledged, not a fault.
-                if response.status() == 503 {
-                    continue;
-                }
-                if response.status() != 201 {
-                    acked.lock().unwrap().failures += 1;
-                    break;
-                }
-                let Ok(customer) = response.json::<Value>().await else {
-                    break;
+                                  "email": format!("c{worker}-{i}@example.com")}));
+                let customer = match answer(customer, 201, &acked).await {
+                    Answer::Acknowledged(customer) => customer,
+                    Answer::Busy => continue,
+                    Answer::Stop => break,
                 };
                 acked.lock().unwrap().customers.insert(
                     customer["id"].as_i64().unwrap(),
@@ -342,24 +340,13 @@ async fn kill_9_during_a_write_burst_loses_no_acknowledged_write_and_subscribers
         workers.push(tokio::spawn(async move {
             for i in 0.. {
                 let key = &keys[(worker + i) % keys.len()];
-                let Ok(response) = client
+                let validate = client
                     .post(format!("{address}/api/validate-license"))
-                    .json(&json!({"key": key, "fingerprint": format!("machine-{worker}")}))
-                    .send()
-                    .await
-                else {
-                    break;
-                };
-                // 503 is "busy, retry" by contract: not acknowledged, not a fault.
-                if response.status() == 503 {
-                    continue;
-                }
-                if response.status() != 200 {
-                    acked.lock().unwrap().failures += 1;
-                    break;
-                }
-                if response.json::<Value>().await.is_err() {
-                    break;
+                    .json(&json!({"key": key, "fingerprint": format!("machine-{worker}")}));
+                match answer(validate, 200, &acked).await {
+                    Answer::Acknowledged(_) => {}
+                    Answer::Busy => continue,
+                    Answer::Stop => break,
                 }
                 *acked
                     .lock()

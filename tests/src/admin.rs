@@ -142,6 +142,13 @@ pub async fn text_of(browser: &Browser, css: &str) -> String {
         .unwrap()
 }
 
+/// A JavaScript expression: how many writes wait in the offline queue of the admin signed in
+/// (each admin's queue is `localStorage["keysync.sync.queue.<admin id>"]`; these tests sign in
+/// one admin per browser).
+pub const QUEUED_WRITES: &str = "(() => { \
+    const key = Object.keys(localStorage).find(k => k.startsWith('keysync.sync.queue.')); \
+    return key ? JSON.parse(localStorage.getItem(key)).items.length : 0; })()";
+
 /// Takes the page off the network (or back on) through the DevTools protocol: requests fail
 /// and `navigator.onLine` follows.
 pub async fn set_offline(browser: &Browser, offline: bool) {

@@ -426,7 +426,7 @@ async fn customer_writes_made_offline_survive_a_reload_and_land_once_when_back_o
         .await
         .unwrap();
     let queued = browser
-        .js("return JSON.parse(localStorage.getItem('keysync.sync.queue')).items.length;")
+        .js(&format!("return {QUEUED_WRITES};"))
         .await
         .unwrap();
     let (_, while_offline) = get(&api, &server, "/api/admin/customers?limit=200").await;
@@ -443,8 +443,10 @@ async fn customer_writes_made_offline_survive_a_reload_and_land_once_when_back_o
     .await;
     wait_until(
         &browser,
-        "return !document.querySelector('[data-testid=pending-count]') && \
-         JSON.parse(localStorage.getItem('keysync.sync.queue')).items.length === 0;",
+        &format!(
+            "return !document.querySelector('[data-testid=pending-count]') && \
+             {QUEUED_WRITES} === 0;"
+        ),
     )
     .await;
     wait_for_rows(&browser, &["it@acme.example", "hello@offline.example"]).await;

@@ -290,7 +290,7 @@ async fn edits_made_offline_survive_a_reload_and_land_exactly_once_when_back_onl
         .unwrap();
     browser.screenshot("offline-pending").await.unwrap();
     let queued = browser
-        .js("return JSON.parse(localStorage.getItem('keysync.sync.queue')).items.length;")
+        .js(&format!("return {QUEUED_WRITES};"))
         .await
         .unwrap();
     assert_eq!(queued, json!(2));
@@ -314,8 +314,10 @@ async fn edits_made_offline_survive_a_reload_and_land_exactly_once_when_back_onl
     assert_eq!(landed["version"], 3, "two writes, each exactly once");
     wait_until(
         &browser,
-        "return !document.querySelector('[data-testid=pending-count]') && \
-         JSON.parse(localStorage.getItem('keysync.sync.queue')).items.length === 0;",
+        &format!(
+            "return !document.querySelector('[data-testid=pending-count]') && \
+             {QUEUED_WRITES} === 0;"
+        ),
     )
     .await;
     // A reload replays nothing more.
@@ -341,6 +343,153 @@ async fn edits_made_offline_survive_a_reload_and_land_exactly_once_when_back_onl
         .filter(|e| e["target_id"] == json!(id) || e["target_id"] == json!(id.to_string()))
         .count();
     assert_eq!(updates, 2, "{audit}");
+    browser.close().await.unwrap();
+}
+
+/// Makes requests to the single-key endpoints fail in the page (as a dropped connection does)
+/// while `navigator.onLine` stays true, or lets them through again.
+async fn block_key_writes(browser: &Browser, blocked: bool) {
+    browser.cdp("Network.enable", json!({})).await.unwrap();
+    let urls = if blocked {
+        json!(["*/api/admin/keys/*"])
+    } else {
+        json!([])
+    };
+    browser
+        .cdp("Network.setBlockedURLs", json!({ "urls": urls }))
+        .await
+        .unwrap();
+}
+
+async fn edit_notes(browser: &Browser, key: &str, notes: &str, pending: usize) {
+    open_edit(browser, key).await;
+    type_text(browser, "[data-testid=edit-notes]", notes).await;
+    click(browser, "[data-testid=edit-save]").await;
+    browser
+        .wait_for(
+            &format!("[data-testid=pending-count][data-count='{pending}']"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+}
+
+async fn sign_out(browser: &Browser) {
+    click(browser, "[data-testid=sign-out]").await;
+    browser
+        .wait_for("[data-testid=login-email]", WAIT)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_write_that_failed_while_online_is_retried_and_only_in_its_own_admins_session() {
+    let server = start_server(&[]);
+    server
+        .create_admin("second@example.com", "admin", PASSWORD)
+        .unwrap();
+    let api = owner_api(&server).await;
+    let created = create_key(&api, &server, "before").await;
+    let (id, name) = (
+        created["id"].as_i64().unwrap(),
+        created["key"].as_str().unwrap().to_owned(),
+    );
+    let browser = Browser::start().await.unwrap();
+    browser
+        .sign_in(&server.address, OWNER, PASSWORD)
+        .await
+        .unwrap();
+    open_keys_page(&browser, &server.address, &name).await;
+
+    // Act 1: the request fails but the browser never goes offline, so no `online` event will
+    // come: the queue's own back-off must send it once the server can be reached.
+    block_key_writes(&browser, true).await;
+    edit_notes(&browser, &name, "sent on retry", 1).await;
+    assert_eq!(
+        browser.js("return navigator.onLine;").await.unwrap(),
+        json!(true)
+    );
+    assert_eq!(
+        key(&api, &server, id).await["version"],
+        1,
+        "nothing landed yet"
+    );
+    block_key_writes(&browser, false).await;
+    let landed = api_until(
+        &api,
+        &server,
+        &format!("/api/admin/keys/{id}"),
+        "the retried write",
+        |k| k["notes"] == "sent on retry",
+    )
+    .await;
+    assert_eq!(landed["version"], 2);
+    wait_until(
+        &browser,
+        "return !document.querySelector('[data-testid=pending-count]');",
+    )
+    .await;
+
+    // Act 2: a write queued by the owner is not sent in another admin's session on this
+    // browser, and lands when the owner signs in again.
+    block_key_writes(&browser, true).await;
+    edit_notes(&browser, &name, "the owner's", 1).await;
+    sign_out(&browser).await;
+    block_key_writes(&browser, false).await;
+    browser
+        .sign_in(&server.address, "second@example.com", PASSWORD)
+        .await
+        .unwrap();
+    open_keys_page(&browser, &server.address, &name).await;
+    assert!(
+        browser
+            .js("return !document.querySelector('[data-testid=pending-count]');")
+            .await
+            .unwrap()
+            .as_bool()
+            .unwrap(),
+        "the second admin sees no pending writes of the owner"
+    );
+    // Longer than the first retries' back-off (1 s, 2 s).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        key(&api, &server, id).await["version"],
+        2,
+        "the owner's write was not sent in the second admin's session"
+    );
+    sign_out(&browser).await;
+    browser
+        .sign_in(&server.address, OWNER, PASSWORD)
+        .await
+        .unwrap();
+    let landed = api_until(
+        &api,
+        &server,
+        &format!("/api/admin/keys/{id}"),
+        "the owner's queued write after signing in again",
+        |k| k["notes"] == "the owner's",
+    )
+    .await;
+    assert_eq!(landed["version"], 3);
+    let audit = get_json(
+        &api,
+        format!(
+            "{}/api/admin/audit-logs?action=license_key.updated&limit=200",
+            server.address
+        ),
+    )
+    .await;
+    let actors: Vec<_> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        actors,
+        vec![OWNER, OWNER],
+        "each write once, by its author: {audit}"
+    );
     browser.close().await.unwrap();
 }
 

@@ -4,8 +4,10 @@
 //!
 //! [`Outbox::write`] sends a write now when it can; offline, or when the request fails on the
 //! network, or while older writes still wait, it goes into the [`WriteQueue`] persisted in
-//! `localStorage`, shown as pending, and is replayed in order when the connection returns (and
-//! when the app starts). A 412, now or on replay, becomes a [`Conflict`] for the dialog.
+//! `localStorage`, shown as pending, and is replayed in order when the connection returns, when
+//! the admin signs in, and, while writes still wait, after a back-off (1 s doubling to 30 s:
+//! a server that answered 503 or a request that failed while the browser stayed online fires
+//! no `online` event). A 412, now or on replay, becomes a [`Conflict`] for the dialog.
 
 use std::cell::{Cell, RefCell};
 
@@ -16,10 +18,11 @@ use wasm_bindgen::JsCast;
 
 use crate::api::{self, ApiFailure};
 use crate::data::{AdminData, NoticeKind};
+use crate::session::Session;
 use crate::sync::dom::{self, Listener};
 pub use crate::sync::queue::NewWrite;
 use crate::sync::queue::{
-    already_applied, classify, current_of, QueuedWrite, ReplayOutcome, WriteQueue, STORAGE_QUEUE,
+    already_applied, classify, current_of, storage_key, QueuedWrite, ReplayOutcome, WriteQueue,
 };
 use crate::sync::{BrowserClock, Clock};
 
@@ -74,20 +77,39 @@ pub struct Outbox {
     pub pending: RwSignal<Vec<QueuedWrite>>,
     pub conflicts: RwSignal<Vec<Conflict>>,
     data: AdminData,
+    session: Session,
 }
 
+/// Back-off before the first retry of a stalled replay, and its ceiling.
+const RETRY_FIRST_MS: u32 = 1_000;
+const RETRY_MAX_MS: u32 = 30_000;
+
 thread_local! {
-    static QUEUE: RefCell<WriteQueue> =
-        RefCell::new(WriteQueue::load(dom::storage_get(STORAGE_QUEUE).as_deref()));
+    /// The signed-in admin's queue, and whose it is.
+    static QUEUE: RefCell<WriteQueue> = RefCell::new(WriteQueue::default());
+    static OWNER: Cell<Option<i64>> = const { Cell::new(None) };
     static REPLAYING: Cell<bool> = const { Cell::new(false) };
+    /// Retries since the queue last moved, and whether one is scheduled.
+    static RETRIES: Cell<u32> = const { Cell::new(0) };
+    static RETRY_SCHEDULED: Cell<bool> = const { Cell::new(false) };
     static ONLINE: RefCell<Option<Listener>> = const { RefCell::new(None) };
 }
 
 fn save_queue() {
+    let Some(owner) = OWNER.with(Cell::get) else {
+        return;
+    };
     let json = QUEUE.with(|q| q.borrow().to_json());
     if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
-        let _ = storage.set_item(STORAGE_QUEUE, &json);
+        let _ = storage.set_item(&storage_key(owner), &json);
     }
+}
+
+/// The wait before retry number `attempt` (0-based): doubling from one second, at most 30.
+fn retry_delay_ms(attempt: u32) -> u32 {
+    RETRY_FIRST_MS
+        .saturating_mul(1 << attempt.min(5))
+        .min(RETRY_MAX_MS)
 }
 
 fn object(json: Option<&str>) -> Map<String, Value> {
@@ -121,13 +143,22 @@ async fn send(
 }
 
 impl Outbox {
-    /// Creates the outbox for the signed-in shell, replays what a previous page left queued,
-    /// and replays again whenever the browser comes back online.
-    pub fn provide(data: AdminData) -> Self {
+    /// Creates the outbox for the signed-in shell, loads the signed-in admin's queue, replays
+    /// what a previous page left in it, and replays again whenever the browser comes back online.
+    pub fn provide(data: AdminData, session: Session) -> Self {
+        let owner = session.0.with_untracked(|auth| match auth {
+            crate::session::Auth::SignedIn(admin) => Some(admin.id),
+            _ => None,
+        });
+        OWNER.with(|o| o.set(owner));
+        let stored = owner.and_then(|id| dom::storage_get(&storage_key(id)));
+        QUEUE.with(|q| *q.borrow_mut() = WriteQueue::load(stored.as_deref()));
+        RETRIES.with(|r| r.set(0));
         let outbox = Self {
             pending: RwSignal::new(QUEUE.with(|q| q.borrow().items().cloned().collect())),
             conflicts: RwSignal::new(Vec::new()),
             data,
+            session,
         };
         provide_context(outbox);
         if let Some(window) = web_sys::window() {
@@ -138,6 +169,9 @@ impl Outbox {
         }
         on_cleanup(|| {
             ONLINE.with(|o| drop(o.borrow_mut().take()));
+            // Signed out: nothing of this admin's queue stays in memory or is replayed.
+            OWNER.with(|o| o.set(None));
+            QUEUE.with(|q| *q.borrow_mut() = WriteQueue::default());
         });
         outbox.replay();
         outbox
@@ -176,7 +210,11 @@ impl Outbox {
         )
         .await
         {
-            Err(ApiFailure::Network(_)) => Ok(self.enqueue(write)),
+            Err(ApiFailure::Network(_)) => {
+                let queued = self.enqueue(write);
+                self.retry_later();
+                Ok(queued)
+            }
             Err(other) => Err(other),
             Ok(raw) if (200..300).contains(&raw.status) => Ok(Written::Done(raw.body)),
             Ok(raw) if raw.status == 412 => {
@@ -275,13 +313,15 @@ impl Outbox {
         self.conflicts.try_update(|c| c.push(conflict));
     }
 
-    /// Replays the queue in order until it is empty or the network fails again.
+    /// Replays the queue in order until it is empty or the network fails again; then, while
+    /// writes still wait, tries again after a back-off.
     pub fn replay(self) {
-        if REPLAYING.with(|r| r.replace(true)) {
+        if OWNER.with(Cell::get).is_none() || REPLAYING.with(|r| r.replace(true)) {
             return;
         }
         leptos::task::spawn_local(async move {
             let mut changed = false;
+            let mut signed_out = false;
             while let Some(next) = QUEUE.with(|q| q.borrow().front().cloned()) {
                 if !dom::navigator_online() {
                     break;
@@ -305,7 +345,11 @@ impl Outbox {
                         NoticeKind::Error,
                         format!("{} could not be applied: {message}", next.label),
                     ),
+                    ReplayOutcome::SignedOut => signed_out = true,
                     ReplayOutcome::Network => {}
+                }
+                if !matches!(outcome, ReplayOutcome::Network | ReplayOutcome::SignedOut) {
+                    RETRIES.with(|r| r.set(0));
                 }
                 let next_step = QUEUE.with(|q| q.borrow_mut().settle(next.id, &outcome));
                 save_queue();
@@ -315,10 +359,36 @@ impl Outbox {
                 }
             }
             REPLAYING.with(|r| r.set(false));
+            if signed_out {
+                // The writes wait for the same admin's next sign-in.
+                self.session.expire();
+            } else if QUEUE.with(|q| !q.borrow().is_empty()) {
+                self.retry_later();
+            }
             if changed {
                 self.data
                     .say(NoticeKind::Success, "Changes made offline were saved.");
                 self.data.after_mutation().await;
+            }
+        });
+    }
+
+    /// Schedules one more [`Self::replay`] after the back-off (at most one is waiting).
+    fn retry_later(self) {
+        if RETRY_SCHEDULED.with(|s| s.replace(true)) {
+            return;
+        }
+        let delay = RETRIES.with(|r| {
+            let attempt = r.get();
+            r.set(attempt.saturating_add(1));
+            retry_delay_ms(attempt)
+        });
+        leptos::task::spawn_local(async move {
+            gloo_timers::future::TimeoutFuture::new(delay).await;
+            RETRY_SCHEDULED.with(|s| s.set(false));
+            // The shell is gone (signed out): its queue waits for the next sign-in.
+            if self.pending.try_with_untracked(|_| ()).is_some() {
+                self.replay();
             }
         });
     }

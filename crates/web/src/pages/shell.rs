@@ -26,7 +26,7 @@ pub fn AdminShell() -> impl IntoView {
 #[component]
 fn SignedInShell(session: Session) -> impl IntoView {
     let data = provide_admin_data(session);
-    crate::outbox::Outbox::provide(data);
+    crate::outbox::Outbox::provide(data, session);
     let sign_out = move |_| {
         leptos::task::spawn_local(async move {
             let _ = api::send_empty("POST", "/api/auth/logout", None).await;

@@ -10,7 +10,14 @@
 //! resource are chained: the second is sent with the `ETag` the first one produced, not the
 //! stale one it was queued with.
 //!
-//! This module is plain Rust (tested natively); `sync::offline` runs it in the browser.
+//! A write whose answer was lost but which did land meets 412 on replay with the server's copy
+//! equal to it: it counts as landed, and the writes after it chain on that copy's version.
+//!
+//! Each admin has a queue of their own (`keysync.sync.queue.<admin id>`): writes are replayed
+//! only in the session of the admin who made them. A replay that meets 401 (the session ended
+//! meanwhile) keeps the write for the next sign-in.
+//!
+//! This module is plain Rust (tested natively); `crate::outbox` runs it in the browser.
 
 use std::collections::VecDeque;
 
@@ -18,8 +25,10 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::Millis;
 
-/// The `localStorage` key the queue lives under.
-pub const STORAGE_QUEUE: &str = "keysync.sync.queue";
+/// The `localStorage` key an admin's queue lives under.
+pub fn storage_key(admin_id: i64) -> String {
+    format!("keysync.sync.queue.{admin_id}")
+}
 
 /// One write waiting to be sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,8 +58,11 @@ pub enum ReplayOutcome {
     Conflict { current: Option<String> },
     /// Any other refusal (404, 422, …): the write cannot land as it is; dropped with a message.
     Refused { message: String },
-    /// The request did not reach the server: stop and try again later.
+    /// The request did not reach the server, or met a passing trouble (5xx, 429): stop and
+    /// try again later.
     Network,
+    /// 401: the session ended. Kept for the admin's next sign-in.
+    SignedOut,
 }
 
 /// What to do after an outcome.
@@ -131,25 +143,33 @@ impl WriteQueue {
         if self.items.front().map(|w| w.id) != Some(id) {
             return Next::Stop;
         }
-        match outcome {
-            ReplayOutcome::Network => return Next::Stop,
-            ReplayOutcome::Landed { etag } => {
-                if let Some(done) = self.items.pop_front() {
-                    if let Some(etag) = etag {
-                        // Later writes of the same resource were made on top of this one.
-                        // A create's path is the collection's: nothing chains on it.
-                        for later in self
-                            .items
-                            .iter_mut()
-                            .filter(|w| w.path == done.path && !w.if_match.is_empty())
-                        {
-                            later.if_match = etag.clone();
-                        }
+        let new_version = match outcome {
+            ReplayOutcome::Network | ReplayOutcome::SignedOut => return Next::Stop,
+            ReplayOutcome::Landed { etag } => etag.clone(),
+            // The write reached the server before, but its answer was lost (a reload, a
+            // dropped connection): the server's copy is the version it produced.
+            ReplayOutcome::Conflict {
+                current: Some(current),
+            } => {
+                let mine = self.items.front().and_then(|w| w.body.as_deref());
+                match serde_json::from_str::<serde_json::Value>(mine.unwrap_or("")) {
+                    Ok(serde_json::Value::Object(mine)) if already_applied(&mine, current) => {
+                        version_tag(current)
                     }
+                    _ => None,
                 }
             }
-            ReplayOutcome::Conflict { .. } | ReplayOutcome::Refused { .. } => {
-                self.items.pop_front();
+            ReplayOutcome::Conflict { current: None } | ReplayOutcome::Refused { .. } => None,
+        };
+        if let (Some(done), Some(tag)) = (self.items.pop_front(), new_version) {
+            // Later writes of the same resource were made on top of this one.
+            // A create's path is the collection's: nothing chains on it.
+            for later in self
+                .items
+                .iter_mut()
+                .filter(|w| w.path == done.path && !w.if_match.is_empty())
+            {
+                later.if_match = tag.clone();
             }
         }
         Next::Continue
@@ -163,23 +183,27 @@ impl WriteQueue {
     }
 }
 
+/// The `ETag` of a resource's JSON (`"version": 4` → `"v4"`).
+fn version_tag(json: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()?
+        .get("version")?
+        .as_i64()
+        .map(|v| format!("\"v{v}\""))
+}
+
 /// Sorts an HTTP answer to a replayed write into an outcome.
 pub fn classify(status: Option<u16>, etag: Option<String>, body: &str) -> ReplayOutcome {
     match status {
         None => ReplayOutcome::Network,
         Some(s) if (200..300).contains(&s) => ReplayOutcome::Landed {
-            // Without the header, the new version from the body (`"version": 4` → `"v4"`).
-            etag: etag.or_else(|| {
-                serde_json::from_str::<serde_json::Value>(body)
-                    .ok()?
-                    .get("version")?
-                    .as_i64()
-                    .map(|v| format!("\"v{v}\""))
-            }),
+            // Without the header, the new version from the body.
+            etag: etag.or_else(|| version_tag(body)),
         },
         Some(412) => ReplayOutcome::Conflict {
             current: current_of(body),
         },
+        Some(401) => ReplayOutcome::SignedOut,
         // 5xx and 429 are passing troubles, not a verdict on the write: keep it for later.
         Some(s) if s >= 500 || s == 429 || s == 408 => ReplayOutcome::Network,
         Some(_) => ReplayOutcome::Refused {
@@ -244,11 +268,12 @@ mod tests {
     }
 
     #[test]
-    fn a_network_failure_keeps_the_write_and_stops() {
+    fn a_network_failure_or_an_ended_session_keeps_the_write_and_stops() {
         let mut q = WriteQueue::default();
         let a = q.push(edit("/api/admin/keys/1", "\"v1\"", "{}"), 10);
 
         assert_eq!(q.settle(a, &ReplayOutcome::Network), Next::Stop);
+        assert_eq!(q.settle(a, &ReplayOutcome::SignedOut), Next::Stop);
         assert_eq!(q.len(), 1);
         assert_eq!(q.front().map(|w| w.id), Some(a));
     }
@@ -291,6 +316,46 @@ mod tests {
         );
 
         assert_eq!(q.front().map(|w| w.if_match.as_str()), Some(""));
+    }
+
+    #[test]
+    fn a_write_that_had_landed_unanswered_passes_its_version_to_the_next_one() {
+        let mut q = WriteQueue::default();
+        let first = q.push(edit("/api/admin/keys/1", "\"v1\"", r#"{"notes":"a"}"#), 10);
+        q.push(
+            edit("/api/admin/keys/1", "\"v1\"", r#"{"max_activations":5}"#),
+            11,
+        );
+
+        // The first write had landed (v2) but its answer was lost: its replay meets 412.
+        q.settle(
+            first,
+            &ReplayOutcome::Conflict {
+                current: Some(r#"{"id":1,"notes":"a","max_activations":null,"version":2}"#.into()),
+            },
+        );
+
+        assert_eq!(q.front().map(|w| w.if_match.as_str()), Some("\"v2\""));
+    }
+
+    #[test]
+    fn a_real_conflict_passes_no_version_on() {
+        let mut q = WriteQueue::default();
+        let first = q.push(edit("/api/admin/keys/1", "\"v1\"", r#"{"notes":"a"}"#), 10);
+        q.push(
+            edit("/api/admin/keys/1", "\"v1\"", r#"{"max_activations":5}"#),
+            11,
+        );
+
+        // Someone else wrote v2: the second write was made on v1 and must meet 412 too.
+        q.settle(
+            first,
+            &ReplayOutcome::Conflict {
+                current: Some(r#"{"id":1,"notes":"theirs","version":2}"#.into()),
+            },
+        );
+
+        assert_eq!(q.front().map(|w| w.if_match.as_str()), Some("\"v1\""));
     }
 
     #[test]
@@ -397,6 +462,7 @@ mod tests {
             }
         );
         assert_eq!(classify(Some(503), None, ""), ReplayOutcome::Network);
+        assert_eq!(classify(Some(401), None, ""), ReplayOutcome::SignedOut);
         assert_eq!(
             classify(Some(422), None, refused),
             ReplayOutcome::Refused {

@@ -28,6 +28,27 @@ pub fn start_trimmer() {
     }
 }
 
+/// Heap bytes the allocator has handed out and not got back (glibc only; `None` elsewhere).
+pub fn heap_in_use() -> Option<usize> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics under its own locks.
+        let info = unsafe { libc::mallinfo2() };
+        Some(info.uordblks.saturating_add(info.hblkhd))
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}
+
+/// Bytes SQLite has allocated in this process (page caches, prepared statements, schema), for
+/// every connection together.
+pub fn sqlite_heap() -> i64 {
+    // SAFETY: sqlite3_memory_used reads a counter SQLite keeps under its own mutex.
+    unsafe { libsqlite3_sys::sqlite3_memory_used() }
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod glibc {
     use std::time::Duration;

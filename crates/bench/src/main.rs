@@ -6,6 +6,7 @@
 //! is the median over several runs, and every run starts from the same seeded data.
 
 mod feed_cost;
+mod http1;
 mod idle;
 mod listing;
 mod push;

@@ -89,10 +89,13 @@ impl Report {
             header,
             "The server is the `release-server` build of `keysync`, started as its own process with a \
              fresh database (SQLite file, or a new PostgreSQL 15 database on the local cluster). The \
-             load generator is `keysync-bench` (reqwest over keep-alive connections on loopback), so \
-             every figure includes HTTP parsing, the session lookup, the query and JSON encoding. \
-             Latencies are nearest-rank percentiles of {} requests per run after a warm-up; each \
-             figure is the median of {} runs.\n",
+             load generator is `keysync-bench` over keep-alive connections on loopback (reqwest; \
+             for the validation throughput runs, its own lean HTTP/1.1 client on one thread with \
+             requests prepared in advance, because on two cores the generator shares the CPU with \
+             the server), so every figure includes HTTP parsing, the session lookup, the query and \
+             JSON encoding. Latencies are nearest-rank percentiles of {} requests per run after a \
+             warm-up (throughput runs: every request of a 10 s window); each figure is the median \
+             of {} runs.\n",
             crate::listing::REQUESTS_PER_RUN,
             args.runs
         );

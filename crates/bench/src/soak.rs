@@ -168,6 +168,22 @@ impl Tally {
     }
 }
 
+async fn scrape(client: &reqwest::Client, url: &str) -> reqwest::Result<String> {
+    client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await
+}
+
+/// The value of the unlabelled Prometheus gauge `name` in `text`.
+fn gauge(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// The server's (VmRSS, RssAnon) in KiB.
 fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -598,13 +614,31 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
         }));
     }
 
-    // Memory every second (elapsed, VmRSS, RssAnon), progress every 10 s.
+    // Memory every second (elapsed, VmRSS, RssAnon), the server's own heap gauges every 5 s
+    // (what of the RSS is live heap, and how much of that SQLite holds), progress every 10 s.
     let mut rss: Vec<(Duration, u64, u64)> = Vec::new();
+    let mut heap: Vec<(Duration, u64)> = Vec::new();
+    let mut sqlite_heap: Vec<(Duration, u64)> = Vec::new();
+    let scraper = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let mut next_progress = Duration::ZERO;
+    let mut next_scrape = Duration::ZERO;
     while Instant::now() < deadline {
         let at = started.elapsed();
         if let Some((total, anon)) = rss_kib(pid) {
             rss.push((at, total, anon));
+        }
+        if at >= next_scrape {
+            next_scrape += Duration::from_secs(5);
+            if let Ok(text) = scrape(&scraper, &server.url("/metrics")).await {
+                if let Some(bytes) = gauge(&text, "keysync_heap_in_use_bytes") {
+                    heap.push((at, bytes / 1024));
+                }
+                if let Some(bytes) = gauge(&text, "keysync_sqlite_heap_bytes") {
+                    sqlite_heap.push((at, bytes / 1024));
+                }
+            }
         }
         if at >= next_progress {
             next_progress += Duration::from_secs(10);
@@ -771,6 +805,17 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
     let growth = (at_end as f64 - after_warm_up as f64) / after_warm_up.max(1) as f64;
     let enough_samples = n_after >= 3 && n_end >= 3;
     let flat = enough_samples && growth <= MAX_RSS_GROWTH;
+    // Where the growth is: live heap, and SQLite's share of it (same windows).
+    let gauge_growth = |samples: &[(Duration, u64)], name: &str| {
+        let (before, n_before) = median_between(samples, warm_up, warm_up + width);
+        let (after, n_after) = median_between(samples, duration - width, Duration::MAX);
+        if n_before == 0 || n_after == 0 {
+            return String::new();
+        }
+        format!("; {name} {before} → {after} KiB")
+    };
+    let heap_detail =
+        gauge_growth(&heap, "heap in use") + &gauge_growth(&sqlite_heap, "of it SQLite");
 
     let statuses = tally.statuses();
     let fivexx = tally.fivexx();
@@ -846,7 +891,7 @@ pub async fn run(args: &Args, soak: &SoakArgs) -> anyhow::Result<bool> {
             ),
             flat,
             format!(
-                "median {after_warm_up} KiB over {:.0}–{:.0} s ({n_after} samples), {at_end} KiB over the last {:.0} s ({n_end} samples): {:+.1} %; total RSS peak {} KiB",
+                "median {after_warm_up} KiB over {:.0}–{:.0} s ({n_after} samples), {at_end} KiB over the last {:.0} s ({n_end} samples): {:+.1} %; total RSS peak {} KiB{heap_detail}",
                 warm_up.as_secs_f64(),
                 (warm_up + width).as_secs_f64(),
                 width.as_secs_f64(),

@@ -2,12 +2,14 @@
 //! concurrent connections, each request a different existing key; then a check that the audit
 //! log holds exactly one row per attempt (issue: license clients).
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::http1;
 use crate::report::{Report, Row};
 use crate::stats::{cpu_time, median_f64, ms, percentiles};
 use crate::{Args, BenchServer, Engine};
@@ -42,32 +44,59 @@ impl LoadResult {
     }
 }
 
-/// `CONNECTIONS` workers send requests built by `make` for `WINDOW` to the server `pid`.
-async fn load<F>(pid: u32, make: F) -> anyhow::Result<LoadResult>
-where
-    F: Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
-{
-    let make = Arc::new(make);
+/// `CONNECTIONS` workers, each on its own keep-alive connection, send the prepared
+/// `requests` (worker after worker, round-robin) to the server `pid` at `address` for
+/// `WINDOW`, with the lean client of [`http1`] on one thread of its own.
+async fn load(
+    pid: u32,
+    address: SocketAddr,
+    requests: Arc<Vec<Vec<u8>>>,
+) -> anyhow::Result<LoadResult> {
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(load_on_this_thread(pid, address, requests))
+    })
+    .await?
+}
+
+async fn load_on_this_thread(
+    pid: u32,
+    address: SocketAddr,
+    requests: Arc<Vec<Vec<u8>>>,
+) -> anyhow::Result<LoadResult> {
     let counter = Arc::new(AtomicUsize::new(0));
     let cpu_before = (cpu_time(pid), cpu_time(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..CONNECTIONS {
-        let make = make.clone();
-        let counter = counter.clone();
+        let (requests, counter) = (requests.clone(), counter.clone());
         workers.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
             let mut latencies = Vec::new();
             let mut failures = 0;
+            let mut connection = None;
             while started.elapsed() < WINDOW {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let t = Instant::now();
-                match make(&client, n).send().await {
-                    Ok(response) if response.status().is_success() => {
-                        let _ = response.bytes().await;
-                        latencies.push(t.elapsed());
+                let answered = match connection.as_mut() {
+                    Some(open) => Ok(open),
+                    None => http1::Connection::open(address)
+                        .await
+                        .map(|c| connection.insert(c)),
+                };
+                let status = match answered {
+                    Ok(open) => open.exchange(&requests[n % requests.len()]).await,
+                    Err(err) => Err(err),
+                };
+                match status {
+                    Ok(status) if (200..300).contains(&status) => latencies.push(t.elapsed()),
+                    Ok(_) => failures += 1,
+                    Err(_) => {
+                        // The connection is unusable: the next request opens a new one.
+                        connection = None;
+                        failures += 1;
                     }
-                    _ => failures += 1,
                 }
             }
             (latencies, failures)
@@ -155,14 +184,22 @@ pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Re
     let keys = Arc::new(seed_keys(&server).await?);
     let owner = server.owner_client().await?;
 
-    let health_url = server.url("/api/health");
-    let validate_url = server.url("/api/validate-license");
     let pid = server.process.pid();
-    // Bodies are serialised before the clock starts, as a load generator replaying requests
-    // would: the run measures the server, not JSON encoding in the client.
-    let bodies: Arc<Vec<String>> = Arc::new(
+    let host = server
+        .process
+        .address
+        .trim_start_matches("http://")
+        .to_owned();
+    let address: SocketAddr = host.parse()?;
+    // Requests are prepared before the clock starts, as a load generator replaying them would:
+    // the run measures the server, not request building in the client.
+    let health = Arc::new(vec![http1::request("GET", "/api/health", &host, None)]);
+    let validations: Arc<Vec<Vec<u8>>> = Arc::new(
         keys.iter()
-            .map(|key| json!({ "key": key }).to_string())
+            .map(|key| {
+                let body = json!({ "key": key }).to_string();
+                http1::request("POST", "/api/validate-license", &host, Some(&body))
+            })
             .collect(),
     );
     // Each run measures the ceiling and the validations back to back; every figure reported is
@@ -171,16 +208,8 @@ pub async fn run(args: &Args, engine: Engine, report: &mut Report) -> anyhow::Re
     let mut answered = 0i64;
     let mut failures = 0usize;
     for _ in 0..args.runs.max(1) {
-        let url = health_url.clone();
-        let health = load(pid, move |client, _| client.get(&url)).await?;
-        let (url, bodies) = (validate_url.clone(), bodies.clone());
-        let validation = load(pid, move |client, n| {
-            client
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(bodies[n % bodies.len()].clone())
-        })
-        .await?;
+        let health = load(pid, address, health.clone()).await?;
+        let validation = load(pid, address, validations.clone()).await?;
         answered += validation.latencies.len() as i64;
         failures += validation.failures;
         runs.push(RunFigures::of(&health, &validation));

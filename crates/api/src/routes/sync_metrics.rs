@@ -3,12 +3,13 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use keysync_shared::{MetricsAccepted, SyncMetricsBatch};
+use keysync_shared::{DatabaseKind, MetricsAccepted, SyncMetricsBatch};
 use sha2::{Digest, Sha256};
 
 use crate::analytics::check_batch;
 use crate::auth::AuthAdmin;
 use crate::error::ApiError;
+use crate::memory;
 use crate::startup::AppState;
 
 pub async fn post_sync_metrics(
@@ -56,5 +57,26 @@ pub async fn prometheus(
             "text/plain; version=0.0.4; charset=utf-8",
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(state.analytics.prometheus(state.feed.subscribers())))
+        .body(
+            state.analytics.prometheus(state.feed.subscribers()) + &memory_gauges(state.db.kind()),
+        ))
+}
+
+/// The process's heap and, on SQLite, the part of it SQLite holds.
+fn memory_gauges(engine: DatabaseKind) -> String {
+    let mut out = String::new();
+    if let Some(bytes) = memory::heap_in_use() {
+        out.push_str(&format!(
+            "# HELP keysync_heap_in_use_bytes Heap memory allocated and not freed.\n\
+             # TYPE keysync_heap_in_use_bytes gauge\nkeysync_heap_in_use_bytes {bytes}\n"
+        ));
+    }
+    if engine == DatabaseKind::Sqlite {
+        out.push_str(&format!(
+            "# HELP keysync_sqlite_heap_bytes Memory SQLite holds (page caches, statements).\n\
+             # TYPE keysync_sqlite_heap_bytes gauge\nkeysync_sqlite_heap_bytes {}\n",
+            memory::sqlite_heap()
+        ));
+    }
+    out
 }

@@ -207,6 +207,17 @@ async fn sync_metrics_reports_add_up_in_the_health_view_and_prometheus(backend: 
         "keysync_sync_fetch_duration_ms_bucket{source=\"license-keys\",le=\"+Inf\"} 4\n"
     ));
     assert!(text.contains("keysync_sync_push_reconnects_total 2\n"));
+    let gauge = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .map(|v| v.parse::<i64>().unwrap())
+    };
+    assert!(gauge("keysync_heap_in_use_bytes").unwrap() > 0, "{text}");
+    match backend {
+        // This process has SQLite connections open: their caches and statements count.
+        Backend::Sqlite => assert!(gauge("keysync_sqlite_heap_bytes").unwrap() > 0),
+        Backend::Postgres => assert_eq!(gauge("keysync_sqlite_heap_bytes"), None),
+    }
 }
 
 async fn malformed_sync_metrics_reports_are_refused(backend: Backend) {

@@ -255,11 +255,13 @@ async fn two_sessions_editing_one_key_meet_the_conflict_dialog_and_keep_mine_or_
     b.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn edits_made_offline_survive_a_reload_and_land_exactly_once_when_back_online() {
-    let server = start_server(&[]);
-    let api = owner_api(&server).await;
-    let created = create_key(&api, &server, "before").await;
+/// Creates a key (notes "before") and opens the keys page showing it in a browser signed in as
+/// the owner; returns the owner's API client, the key's id and name, and the browser.
+async fn owner_on_keys_page_with_a_key(
+    server: &ServerProcess,
+) -> (reqwest::Client, i64, String, Browser) {
+    let api = owner_api(server).await;
+    let created = create_key(&api, server, "before").await;
     let (id, name) = (
         created["id"].as_i64().unwrap(),
         created["key"].as_str().unwrap().to_owned(),
@@ -270,17 +272,18 @@ async fn edits_made_offline_survive_a_reload_and_land_exactly_once_when_back_onl
         .await
         .unwrap();
     open_keys_page(&browser, &server.address, &name).await;
+    (api, id, name, browser)
+}
+
+#[tokio::test]
+async fn edits_made_offline_survive_a_reload_and_land_exactly_once_when_back_online() {
+    let server = start_server(&[]);
+    let (api, id, name, browser) = owner_on_keys_page_with_a_key(&server).await;
 
     set_offline(&browser, true).await;
     wait_until(&browser, "return navigator.onLine === false;").await;
     // Two edits of the same key while offline: the second builds on the first.
-    open_edit(&browser, &name).await;
-    type_text(&browser, "[data-testid=edit-notes]", "edited offline").await;
-    click(&browser, "[data-testid=edit-save]").await;
-    browser
-        .wait_for("[data-testid=pending-count][data-count='1']", WAIT)
-        .await
-        .unwrap();
+    edit_notes(&browser, &name, "edited offline", 1).await;
     open_edit(&browser, &name).await;
     type_text(&browser, "[data-testid=edit-seats]", "5").await;
     click(&browser, "[data-testid=edit-save]").await;
@@ -388,18 +391,7 @@ async fn a_write_that_failed_while_online_is_retried_and_only_in_its_own_admins_
     server
         .create_admin("second@example.com", "admin", PASSWORD)
         .unwrap();
-    let api = owner_api(&server).await;
-    let created = create_key(&api, &server, "before").await;
-    let (id, name) = (
-        created["id"].as_i64().unwrap(),
-        created["key"].as_str().unwrap().to_owned(),
-    );
-    let browser = Browser::start().await.unwrap();
-    browser
-        .sign_in(&server.address, OWNER, PASSWORD)
-        .await
-        .unwrap();
-    open_keys_page(&browser, &server.address, &name).await;
+    let (api, id, name, browser) = owner_on_keys_page_with_a_key(&server).await;
 
     // Act 1: the request fails but the browser never goes offline, so no `online` event will
     // come: the queue's own back-off must send it once the server can be reached.

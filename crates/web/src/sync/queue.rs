@@ -318,44 +318,42 @@ mod tests {
         assert_eq!(q.front().map(|w| w.if_match.as_str()), Some(""));
     }
 
-    #[test]
-    fn a_write_that_had_landed_unanswered_passes_its_version_to_the_next_one() {
+    /// Two edits of key 1 queued on v1 (notes "a", then seats); the first one's replay meets
+    /// 412 with the server's copy `current`. Returns the `If-Match` the second one is sent with.
+    fn second_edit_after_a_conflict_with(current: &str) -> String {
         let mut q = WriteQueue::default();
         let first = q.push(edit("/api/admin/keys/1", "\"v1\"", r#"{"notes":"a"}"#), 10);
         q.push(
             edit("/api/admin/keys/1", "\"v1\"", r#"{"max_activations":5}"#),
             11,
         );
-
-        // The first write had landed (v2) but its answer was lost: its replay meets 412.
         q.settle(
             first,
             &ReplayOutcome::Conflict {
-                current: Some(r#"{"id":1,"notes":"a","max_activations":null,"version":2}"#.into()),
+                current: Some(current.into()),
             },
         );
+        q.front().map(|w| w.if_match.clone()).unwrap_or_default()
+    }
 
-        assert_eq!(q.front().map(|w| w.if_match.as_str()), Some("\"v2\""));
+    #[test]
+    fn a_write_that_had_landed_unanswered_passes_its_version_to_the_next_one() {
+        // The first write had landed (v2) but its answer was lost.
+        assert_eq!(
+            second_edit_after_a_conflict_with(
+                r#"{"id":1,"notes":"a","max_activations":null,"version":2}"#
+            ),
+            "\"v2\""
+        );
     }
 
     #[test]
     fn a_real_conflict_passes_no_version_on() {
-        let mut q = WriteQueue::default();
-        let first = q.push(edit("/api/admin/keys/1", "\"v1\"", r#"{"notes":"a"}"#), 10);
-        q.push(
-            edit("/api/admin/keys/1", "\"v1\"", r#"{"max_activations":5}"#),
-            11,
-        );
-
         // Someone else wrote v2: the second write was made on v1 and must meet 412 too.
-        q.settle(
-            first,
-            &ReplayOutcome::Conflict {
-                current: Some(r#"{"id":1,"notes":"theirs","version":2}"#.into()),
-            },
+        assert_eq!(
+            second_edit_after_a_conflict_with(r#"{"id":1,"notes":"theirs","version":2}"#),
+            "\"v1\""
         );
-
-        assert_eq!(q.front().map(|w| w.if_match.as_str()), Some("\"v1\""));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::web::Bytes;
 use keysync_shared::Change;
 use tokio::sync::{broadcast, watch};
 
@@ -56,8 +57,25 @@ const READ_BATCH: i64 = 1_000;
 /// this much added delay on a push event.
 const MIN_READ_GAP: Duration = Duration::from_millis(5);
 
+/// A change as pushed: its cursor, and its server-sent-event frame, encoded once for every
+/// subscriber.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub cursor: i64,
+    pub frame: Bytes,
+}
+
+impl Pushed {
+    pub fn of(change: &Change) -> Self {
+        Self {
+            cursor: change.cursor,
+            frame: crate::sse::change_frame(change),
+        }
+    }
+}
+
 /// A published batch of changes, oldest first.
-pub type Batch = Arc<Vec<Change>>;
+pub type Batch = Arc<Vec<Pushed>>;
 
 pub fn change_of(row: &ChangeRow) -> Change {
     Change {
@@ -221,7 +239,7 @@ impl Follower {
             let key = (row.resource.clone(), row.resource_id);
             if last_of_row.get(&key) == Some(&row.cursor) {
                 self.last_published.insert(key, now);
-                batch.push(change_of(row));
+                batch.push(Pushed::of(&change_of(row)));
             }
         }
         let window = self.options.coalesce;

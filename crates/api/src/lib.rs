@@ -25,5 +25,6 @@ pub mod retention;
 pub mod routes;
 pub mod schema;
 pub mod spa;
+pub mod sse;
 pub mod startup;
 pub mod telemetry;

@@ -13,13 +13,13 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use keysync_shared::Change;
 use tokio::sync::broadcast;
 
 use crate::auth::AuthAdmin;
 use crate::db::changes::ChangeStore;
 use crate::error::ApiError;
 use crate::feed::{change_of, Batch};
+use crate::sse::{change_frame, frame};
 use crate::startup::AppState;
 use crate::with_store;
 
@@ -28,31 +28,8 @@ const MAX_REPLAY: i64 = 10_000;
 /// Browsers reconnect after this many milliseconds.
 const RETRY_MS: u64 = 2_000;
 
-fn event(kind: &str, id: Option<i64>, data: &str) -> Bytes {
-    let mut out = String::with_capacity(data.len() + 48);
-    if let Some(id) = id {
-        out.push_str("id: ");
-        out.push_str(&id.to_string());
-        out.push('\n');
-    }
-    out.push_str("event: ");
-    out.push_str(kind);
-    out.push_str("\ndata: ");
-    out.push_str(data);
-    out.push_str("\n\n");
-    Bytes::from(out)
-}
-
-fn change_event(change: &Change) -> Bytes {
-    event(
-        "change",
-        Some(change.cursor),
-        &serde_json::to_string(change).unwrap_or_default(),
-    )
-}
-
 fn reset_event(reason: &str) -> Bytes {
-    event(
+    frame(
         "reset",
         None,
         &serde_json::json!({"reason": reason}).to_string(),
@@ -83,10 +60,11 @@ fn subscription_stream(
             tokio::select! {
                 received = sub.rx.recv() => match received {
                     Ok(batch) => {
-                        for change in batch.iter() {
-                            if change.cursor > sub.last_sent {
-                                sub.pending.push_back(change_event(change));
-                                sub.last_sent = change.cursor;
+                        for pushed in batch.iter() {
+                            if pushed.cursor > sub.last_sent {
+                                // A reference to the bytes every subscriber shares.
+                                sub.pending.push_back(pushed.frame.clone());
+                                sub.last_sent = pushed.cursor;
                             }
                         }
                     }
@@ -125,7 +103,7 @@ pub async fn get_events(
     let last_sent = match last_event_id {
         None => {
             let cursor = *state.feed.latest().borrow();
-            pending.push_back(event(
+            pending.push_back(frame(
                 "ready",
                 Some(cursor),
                 &format!("{{\"cursor\":{cursor}}}"),
@@ -150,7 +128,7 @@ pub async fn get_events(
             } else {
                 let mut last = after;
                 for row in &rows {
-                    pending.push_back(change_event(&change_of(row)));
+                    pending.push_back(change_frame(&change_of(row)));
                     last = row.cursor;
                 }
                 last
@@ -186,10 +164,13 @@ mod tests {
 
     use futures_util::StreamExt;
 
-    use super::*;
+    use keysync_shared::Change;
 
-    fn change(cursor: i64) -> Change {
-        Change {
+    use super::*;
+    use crate::feed::Pushed;
+
+    fn change(cursor: i64) -> Pushed {
+        Pushed::of(&Change {
             cursor,
             resource: "license_keys".into(),
             op: "updated".into(),
@@ -198,7 +179,7 @@ mod tests {
             at: chrono::Utc::now(),
             actor: "test".into(),
             data: None,
-        }
+        })
     }
 
     fn subscription(rx: broadcast::Receiver<Batch>, last_sent: i64) -> Subscription {

@@ -15,27 +15,6 @@
 /// seldom: each trim makes the next allocations of those pages fault them back in.
 pub const TRIM_STEP: usize = 2 << 20;
 
-/// Caps the allocator's arenas at one per core (glibc's default is eight per core), to be
-/// called first thing in `main`, before other threads exist.
-///
-/// Why: glibc gives a thread that meets a locked arena an arena of its own, and memory freed in
-/// an arena is reused only by the threads on it. The workers, the blocking pool, the validation
-/// writer and the feed each ended up on their own, so a burst left partly-free pages scattered
-/// over a dozen arenas, and resident memory per open event stream measured up to twice what the
-/// streams hold. Fewer arenas mean a little more waiting on an arena's lock, which on a machine
-/// with as many busy threads as cores is rare.
-pub fn limit_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
-        // SAFETY: mallopt only sets an allocator parameter; M_ARENA_MAX takes effect for arenas
-        // created from now on. It runs before logging is set up, and a refusal only leaves
-        // glibc's default, so its result is not reported.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
-    }
-}
-
 /// Starts the trim thread once per process (later calls do nothing).
 pub fn start_trimmer() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -114,7 +114,7 @@ fn run(extra: &[String]) -> Result {
     build_server(&root)?;
     step("Migrating the database and serving on http://127.0.0.1:8080 (Ctrl-C stops)");
     run_cmd(
-        Command::new(root.join("target/debug/keysync"))
+        Command::new(target_dir(&root).join("debug/keysync"))
             .current_dir(&root)
             .arg("serve")
             .args(extra),
@@ -176,7 +176,7 @@ fn test(extra: &[String]) -> Result {
 
     if let Some(url) = &pg_url {
         step("schema.rs equals diesel print-schema of the migrated PostgreSQL database");
-        postgres::check_schema(&root, url, &root.join("target/debug/keysync"))?;
+        postgres::check_schema(&root, url, &target_dir(&root).join("debug/keysync"))?;
     }
 
     step("cargo test (unit, integration on SQLite and PostgreSQL, end-to-end in Chromium)");
@@ -259,7 +259,13 @@ fn build_server(root: &Path) -> Result<PathBuf> {
         "--bin",
         "keysync",
     ]))?;
-    Ok(root.join("target/debug/keysync"))
+    Ok(target_dir(root).join("debug/keysync"))
+}
+
+/// Where cargo puts what it builds: `CARGO_TARGET_DIR` (relative to the workspace root when
+/// relative), else the workspace's `target/`.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
 }
 
 /// Builds the `release-server` profile's `keysync` and `keysync-bench`. Both binaries are named:
@@ -298,17 +304,13 @@ fn bench(extra: &[String]) -> Result {
     step("Starting PostgreSQL 15");
     let pg_url = postgres::ensure_server()?;
     step("Running the benchmarks (several minutes)");
+    let built = target_dir(&root).join("release-server");
     run_cmd(
-        Command::new(root.join("target/release-server/keysync-bench"))
+        Command::new(built.join("keysync-bench"))
             .current_dir(&root)
-            .args([
-                "--server",
-                "target/release-server/keysync",
-                "--pg-url",
-                &pg_url,
-                "--dist",
-                "dist",
-            ])
+            .arg("--server")
+            .arg(built.join("keysync"))
+            .args(["--pg-url", &pg_url, "--dist", "dist"])
             .args(extra),
     )
 }
@@ -321,10 +323,12 @@ fn soak(extra: &[String]) -> Result {
     let postgres = extra
         .windows(2)
         .any(|w| w[0] == "--engine" && w[1].starts_with("postgres"));
-    let mut cmd = Command::new(root.join("target/release-server/keysync-bench"));
+    let built = target_dir(&root).join("release-server");
+    let mut cmd = Command::new(built.join("keysync-bench"));
     cmd.current_dir(&root)
         .arg("soak")
-        .args(["--server", "target/release-server/keysync"])
+        .arg("--server")
+        .arg(built.join("keysync"))
         .args(extra);
     if postgres {
         step("Starting PostgreSQL 15");

@@ -134,12 +134,8 @@ async fn propagation(
 }
 
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
+    crate::soak::rss_kib(pid)
+        .map(|(total, _anonymous)| total)
         .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))
 }
 

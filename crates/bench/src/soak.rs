@@ -185,7 +185,7 @@ fn gauge(text: &str, name: &str) -> Option<u64> {
 }
 
 /// The server's (VmRSS, RssAnon) in KiB.
-fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+pub(crate) fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status

@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
-/// The workspace's `target/` directory.
+/// The workspace's `target/` directory: `CARGO_TARGET_DIR` (relative to the workspace root, where
+/// `cargo xtask test` runs cargo, when relative), else the workspace's `target/`. Tests run in
+/// this crate's directory, so a relative path must not be taken as it is.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
 }
 
 /// The debug `keysync` binary.

@@ -168,7 +168,7 @@ impl Tally {
     }
 }
 
-async fn scrape(client: &reqwest::Client, url: &str) -> reqwest::Result<String> {
+pub(crate) async fn scrape(client: &reqwest::Client, url: &str) -> reqwest::Result<String> {
     client
         .get(url)
         .send()
@@ -179,7 +179,7 @@ async fn scrape(client: &reqwest::Client, url: &str) -> reqwest::Result<String> 
 }
 
 /// The value of the unlabelled Prometheus gauge `name` in `text`.
-fn gauge(text: &str, name: &str) -> Option<u64> {
+pub(crate) fn gauge(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }

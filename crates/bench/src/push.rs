@@ -143,7 +143,7 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 /// Streams opened on a fresh server before the subscribers measured, and kept open. A server's
 /// first burst of handshakes costs it once, whatever comes after: threads for the blocking pool,
 /// actix's pools of request objects (up to 128 per worker), code paged in for the first time,
-/// about 3 MiB together. Measured on top of these streams, each subscriber's share is its own;
+/// a few MiB together. Measured on top of these streams, each subscriber's share is its own;
 /// what the first ones cost is reported apart. They stay open so that the subscribers measured
 /// cannot move into memory the warm-up freed and still holds resident.
 const WARM_UP_STREAMS: usize = 1_000;

@@ -12,9 +12,9 @@
 
 use std::path::Path;
 
+use aws_lc_rs::signature::Ed25519KeyPair;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use aws_lc_rs::signature::Ed25519KeyPair;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand::rngs::OsRng;
 

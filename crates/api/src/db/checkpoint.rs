@@ -10,9 +10,8 @@
 //!
 //! While writes keep coming the thread checkpoints every [`BUSY_INTERVAL`]: each pass then has
 //! little to copy and `fsync`, and the fallback, which still runs under a sustained stream of
-//! writes (see `docs/architecture.md`), has less left to copy. When a pass
-//! finds nothing new it slows to [`IDLE_INTERVAL`], so an idle database costs a few cheap
-//! pragmas a second.
+//! writes (see `docs/architecture.md`), has less left to copy. When a pass finds nothing new it
+//! slows to [`IDLE_INTERVAL`], so an idle database costs a few cheap pragmas a second.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;

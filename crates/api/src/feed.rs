@@ -180,6 +180,9 @@ impl Follower {
 
     /// Reads and publishes everything after `self.last`; `true` when it published something.
     async fn drain(&mut self) -> Result<bool, ApiError> {
+        if self.skip_unwatched().await? {
+            return Ok(true);
+        }
         let mut published = false;
         loop {
             let after = self.last;
@@ -207,11 +210,52 @@ impl Follower {
             self.publish(&rows);
             published = true;
             self.last = last;
-            let _ = self.latest.send(last);
+            self.announce(last);
             if !full {
                 return Ok(published);
             }
         }
+    }
+
+    /// With no event stream open, moves past every committed entry without reading or framing
+    /// them (a server validating licenses with no admin watching would otherwise encode every
+    /// change for nobody); `true` when it moved. Long polls only need the newest cursor.
+    ///
+    /// A stream that opens meanwhile misses nothing. It subscribes, then reads the newest
+    /// cursor (`events.rs`); this announces the new end, then counts subscribers again. Either
+    /// that count sees the stream, and the entries are read and published as usual, or the
+    /// stream subscribed after the count and so reads an end at least this new one, past which
+    /// it is sent everything live (a resuming stream replays from the database after
+    /// subscribing, which covers the skipped entries as well).
+    async fn skip_unwatched(&mut self) -> Result<bool, ApiError> {
+        if self.sender.receiver_count() > 0 {
+            return Ok(false);
+        }
+        let end = self
+            .db
+            .run(|conn| with_store!(conn, |store| store.latest_cursor().map_err(ApiError::from)))
+            .await?;
+        if end <= self.last {
+            return Ok(false);
+        }
+        self.announce(end);
+        if self.sender.receiver_count() > 0 {
+            // Someone subscribed before the count: the entries up to `end` still go out.
+            return Ok(false);
+        }
+        self.last = end;
+        Ok(true)
+    }
+
+    /// Makes `cursor` the newest published position; it never moves back.
+    fn announce(&self, cursor: i64) {
+        self.latest.send_if_modified(|latest| {
+            let newer = cursor > *latest;
+            if newer {
+                *latest = cursor;
+            }
+            newer
+        });
     }
 
     /// How long until every row in `rows` may be published again, if any may not yet.

@@ -22,6 +22,7 @@ on_both_backends!(
     push_sends_one_event_per_change_and_resumes_without_gap_or_duplicate,
     push_coalesces_a_hot_row_to_few_events_with_the_last_state,
     push_sends_heartbeats,
+    changes_made_while_no_stream_is_open_move_the_ready_cursor_and_replay,
     concurrent_writers_never_make_a_lower_cursor_appear_later,
     subscribers_that_drop_and_resume_converge_on_the_database,
 );
@@ -439,6 +440,48 @@ async fn push_sends_heartbeats(backend: Backend) {
 
     assert_eq!(ready.event, "ready");
     assert_eq!(heartbeat.event, "comment");
+}
+
+/// With no stream open the follower moves past new entries without publishing them; a stream
+/// opened afterwards must start from the feed's end, and one resuming from before them must
+/// still replay every one.
+async fn changes_made_while_no_stream_is_open_move_the_ready_cursor_and_replay(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.signed_in(AdminRole::Admin).await;
+    let start: i64 = sync(&admin, "").await.next.parse().unwrap();
+    let mut created = Vec::new();
+    for _ in 0..3 {
+        created.push(create_key(&admin).await.id);
+    }
+    let end: i64 = sync(&admin, &format!("?since={start}"))
+        .await
+        .next
+        .parse()
+        .unwrap();
+    // The follower is woken by every local commit (and polls besides); a second is ample for it
+    // to pass the new entries.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut fresh = EventStream::open(&admin, None).await;
+    let ready = fresh.next(Duration::from_secs(5)).await.unwrap();
+    let mut resumed = EventStream::open(&admin, Some(start)).await;
+    let mut replayed = Vec::new();
+    while replayed.len() < created.len() {
+        match resumed.next_change(Duration::from_secs(5)).await {
+            Some(change) => replayed.push(change.id),
+            None => break,
+        }
+    }
+    let next = create_key(&admin).await;
+    let live = fresh.next_change(Duration::from_secs(5)).await.unwrap();
+
+    assert_eq!((ready.event.as_str(), ready.id), ("ready", Some(end)));
+    assert_eq!(
+        replayed, created,
+        "a resumed stream replays what nobody watched"
+    );
+    assert_eq!(live.id, next.id, "the first live event is the next change");
+    assert!(live.cursor > end);
 }
 
 /// A reader that has seen cursor N must never later find an entry below N: it reads the feed

@@ -180,8 +180,8 @@ impl Follower {
 
     /// Reads and publishes everything after `self.last`; `true` when it published something.
     async fn drain(&mut self) -> Result<bool, ApiError> {
-        if self.skip_unwatched().await? {
-            return Ok(true);
+        if let Some(moved) = self.skip_unwatched().await? {
+            return Ok(moved);
         }
         let mut published = false;
         loop {
@@ -219,7 +219,9 @@ impl Follower {
 
     /// With no event stream open, moves past every committed entry without reading or framing
     /// them (a server validating licenses with no admin watching would otherwise encode every
-    /// change for nobody); `true` when it moved. Long polls only need the newest cursor.
+    /// change for nobody). `Some(moved)` when no stream is open, whether or not there was
+    /// anything to move past; `None` when the entries must be read and published as usual.
+    /// Long polls only need the newest cursor.
     ///
     /// A stream that opens meanwhile misses nothing. It subscribes, then reads the newest
     /// cursor (`events.rs`); this announces the new end, then counts subscribers again. Either
@@ -227,24 +229,25 @@ impl Follower {
     /// stream subscribed after the count and so reads an end at least this new one, past which
     /// it is sent everything live (a resuming stream replays from the database after
     /// subscribing, which covers the skipped entries as well).
-    async fn skip_unwatched(&mut self) -> Result<bool, ApiError> {
+    async fn skip_unwatched(&mut self) -> Result<Option<bool>, ApiError> {
         if self.sender.receiver_count() > 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let end = self
             .db
             .run(|conn| with_store!(conn, |store| store.latest_cursor().map_err(ApiError::from)))
             .await?;
         if end <= self.last {
-            return Ok(false);
+            // Nothing new: a stream opening now is sent whatever comes next.
+            return Ok(Some(false));
         }
         self.announce(end);
         if self.sender.receiver_count() > 0 {
             // Someone subscribed before the count: the entries up to `end` still go out.
-            return Ok(false);
+            return Ok(None);
         }
         self.last = end;
-        Ok(true)
+        Ok(Some(true))
     }
 
     /// Makes `cursor` the newest published position; it never moves back.

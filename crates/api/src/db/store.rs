@@ -63,7 +63,7 @@ impl NewAuditLog {
 /// sixth of the writer thread's time in a profile of the validation benchmark. `FAIL` keeps the
 /// rows written before a violation instead of undoing them, which needs no journal; the writer
 /// then rolls the whole transaction back anyway, so nothing of a failed batch is kept.
-pub trait MultiRowInsert {
+trait MultiRowInsert {
     const INSERT_INTO: &'static str;
 }
 

@@ -7,14 +7,16 @@
 //! ```
 //!
 //! A real client fetches the public key once (or ships it inside the product), keeps the last
-//! verified `payload` and `signature` on disk, and while the server cannot be reached trusts the
-//! stored payload until its `grace_until`.
+//! verified `payload`, `proof` and `signature` on disk, and while the server cannot be reached
+//! trusts the stored payload until its `grace_until`.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use keysync_shared::{PublicKeyView, SignedPayload, ValidateLicenseResponse};
+use keysync_shared::{
+    ProofSide, ProofStep, PublicKeyView, SignedPayload, ValidateLicenseResponse, BATCH_ROOT_CONTEXT,
+};
 use sha2::{Digest, Sha256};
 
 #[tokio::main]
@@ -51,8 +53,13 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .await?;
 
-    // 3. Verify the signature over the payload's exact bytes, then read the payload.
-    let payload = verify(&public_key, &answer.payload, &answer.signature)?;
+    // 3. Verify the payload's exact bytes through its proof and the signature, then read it.
+    let payload = verify(
+        &public_key,
+        &answer.payload,
+        &answer.proof,
+        &answer.signature,
+    )?;
     let expected_hash = hex::encode(Sha256::digest(key.trim().to_ascii_uppercase()));
     if payload.key_hash != expected_hash || payload.fingerprint != fingerprint {
         anyhow::bail!("the signed answer is for another key or machine");
@@ -84,15 +91,50 @@ fn decode_public_key(published: &PublicKeyView) -> anyhow::Result<VerifyingKey> 
     Ok(VerifyingKey::from_bytes(&bytes)?)
 }
 
-/// Checks `signature` over the bytes of `payload` as received, and only then parses them.
-fn verify(key: &VerifyingKey, payload: &str, signature: &str) -> anyhow::Result<SignedPayload> {
+/// Checks that the bytes of `payload` as received lead through `proof` to the root `signature`
+/// signs, and only then parses them.
+fn verify(
+    key: &VerifyingKey,
+    payload: &str,
+    proof: &[ProofStep],
+    signature: &str,
+) -> anyhow::Result<SignedPayload> {
     let signature: [u8; 64] = BASE64
         .decode(signature)?
         .try_into()
         .map_err(|_| anyhow::anyhow!("an Ed25519 signature is 64 bytes"))?;
-    key.verify(payload.as_bytes(), &Signature::from_bytes(&signature))
+    let root = batch_root(payload.as_bytes(), proof)?;
+    let message = [BATCH_ROOT_CONTEXT, &root].concat();
+    key.verify(&message, &Signature::from_bytes(&signature))
         .map_err(|_| anyhow::anyhow!("the answer's signature does not verify: do not trust it"))?;
     Ok(serde_json::from_str(payload)?)
+}
+
+/// The root of the batch the answer was signed in: the payload's leaf, `SHA-256(0x00 ||
+/// payload)`, folded with each sibling of the proof into `SHA-256(0x01 || left || right)`.
+fn batch_root(payload: &[u8], proof: &[ProofStep]) -> anyhow::Result<[u8; 32]> {
+    let mut node: [u8; 32] = Sha256::new()
+        .chain_update([0u8])
+        .chain_update(payload)
+        .finalize()
+        .into();
+    for step in proof {
+        let sibling: [u8; 32] = BASE64
+            .decode(&step.hash)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("a proof hash is 32 bytes"))?;
+        let (left, right) = match step.side {
+            ProofSide::Left => (sibling, node),
+            ProofSide::Right => (node, sibling),
+        };
+        node = Sha256::new()
+            .chain_update([1u8])
+            .chain_update(left)
+            .chain_update(right)
+            .finalize()
+            .into();
+    }
+    Ok(node)
 }
 
 /// Until when a verified payload lets the product run without reaching the server.

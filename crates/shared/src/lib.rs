@@ -26,8 +26,9 @@ pub use error::{ErrorBody, ErrorDetail};
 pub use health::{DatabaseKind, Health};
 pub use keys::{CreateKey, KeyBatch, KeyBatchResult, KeyStatus, LicenseKeyView, PatchKey};
 pub use license::{
-    DeactivateLicenseRequest, DeactivateLicenseResponse, DeactivationCode, LicenseInfo,
-    PublicKeyView, SignedPayload, ValidateLicenseRequest, ValidateLicenseResponse, ValidationCode,
+    DeactivateLicenseRequest, DeactivateLicenseResponse, DeactivationCode, LicenseInfo, ProofSide,
+    ProofStep, PublicKeyView, SignedPayload, ValidateLicenseRequest, ValidateLicenseResponse,
+    ValidationCode, BATCH_ROOT_CONTEXT,
 };
 pub use page::Page;
 pub use preferences::{SourceIntervals, SyncLogLevel, SyncPreferences};

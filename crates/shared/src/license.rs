@@ -1,14 +1,30 @@
 //! The license-client API: what customer software sends to validate or release a key, and the
 //! signed answer it gets back.
 //!
-//! The answer's `payload` is a JSON document serialised once by the server and signed as those
-//! exact bytes (Ed25519, `signature` is its base64). A client verifies the bytes of `payload` as
-//! received, then parses them into [`SignedPayload`]; it never re-serialises anything.
+//! The answer's `payload` is a JSON document serialised once by the server. The server answers
+//! the validations it commits together in one batch and signs them together: their payloads are
+//! the leaves of a Merkle tree, and `signature` (Ed25519, base64) is over that tree's root. Each
+//! answer carries the `proof` that ties its own payload to the root. A client hashes the bytes
+//! of `payload` as received, folds in the proof's hashes, verifies the signature over the root,
+//! and only then parses `payload` into [`SignedPayload`]; it never re-serialises anything.
+//!
+//! The tree, with SHA-256 and the two prefixes of RFC 6962 so that a leaf can never pass for an
+//! inner node:
+//!
+//! - a leaf is `SHA-256(0x00 || payload)`;
+//! - an inner node is `SHA-256(0x01 || left || right)`; a node without a sibling on its level
+//!   moves up unchanged;
+//! - the signed message is [`BATCH_ROOT_CONTEXT`] followed by the root's 32 bytes.
+//!
+//! A batch of one has an empty proof: its root is its leaf.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::KeyStatus;
+
+/// What precedes a batch root in the message the server signs.
+pub const BATCH_ROOT_CONTEXT: &[u8] = b"keysync license batch v1\n";
 
 /// `POST /api/validate-license`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -108,8 +124,29 @@ pub struct ValidateLicenseResponse {
     pub grace_until: Option<DateTime<Utc>>,
     /// The signed document: a JSON text of a [`SignedPayload`]. Verify these exact bytes.
     pub payload: String,
-    /// Base64 (standard alphabet, padded) of the Ed25519 signature over `payload`'s bytes.
+    /// The sibling hashes from `payload`'s leaf up to the batch root, lowest first (see the
+    /// module's documentation); empty when the answer was signed alone.
+    pub proof: Vec<ProofStep>,
+    /// Base64 (standard alphabet, padded) of the Ed25519 signature over [`BATCH_ROOT_CONTEXT`]
+    /// followed by the batch root.
     pub signature: String,
+}
+
+/// One step from a node up to its parent: the sibling's hash and on which side it sits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofStep {
+    pub side: ProofSide,
+    /// Base64 (standard alphabet, padded) of the sibling's 32-byte SHA-256.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProofSide {
+    /// The parent is `SHA-256(0x01 || sibling || node)`.
+    Left,
+    /// The parent is `SHA-256(0x01 || node || sibling)`.
+    Right,
 }
 
 /// What `payload` holds.

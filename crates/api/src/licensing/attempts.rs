@@ -48,6 +48,8 @@ pub struct DownloadTarget {
 #[derive(Debug, Clone)]
 pub struct ValidateAttempt {
     pub key: KeyText,
+    /// Lower-case hex SHA-256 of the normalised key text, for the signed answer.
+    pub key_hash: String,
     pub fingerprint: Option<String>,
     pub client_version: Option<String>,
     /// Set for a portal download: status and expiry rules apply, seats do not, and a valid
@@ -139,6 +141,19 @@ pub struct Validation {
     pub newly_activated: bool,
     /// This attempt took a new seat.
     pub new_seat: bool,
+    /// The signed answer, once the writer has signed the batch (not for portal downloads).
+    pub signed: Option<SignedAnswer>,
+}
+
+/// A validation's signed answer: its payload and where it sits in its batch's tree.
+#[derive(Debug, Clone)]
+pub struct SignedAnswer {
+    /// The JSON text of the [`keysync_shared::SignedPayload`], as signed.
+    pub payload: String,
+    pub grace_until: Option<chrono::DateTime<chrono::Utc>>,
+    pub tree: std::sync::Arc<super::signing::BatchTree>,
+    /// The payload's leaf in `tree`.
+    pub leaf: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +315,7 @@ fn validate<S: Db>(
             key: None,
             newly_activated: false,
             new_seat: false,
+            signed: None,
         });
     };
     let (code, seats) = match row.effective_status(at) {
@@ -367,6 +383,7 @@ fn validate<S: Db>(
         key: Some(updated),
         newly_activated,
         new_seat: seats > 0,
+        signed: None,
     })
 }
 

@@ -3,14 +3,15 @@
 //!
 //! The path of a validation: the handler's input is checked ([`KeyInput`]), the per-IP and
 //! per-key rate limits are taken, the attempt goes to the group-commit [`writer`] (which decides
-//! and records it in the database), and the committed outcome is signed ([`signing`]) into a
-//! [`ValidateLicenseResponse`]. Refused attempts (rate limits) are audited through the same
-//! writer. Logs carry a key's prefix only (`SCO-AB12...`), never the key.
+//! and records it in the database, then signs the batch's answers together with [`Sealer`]), and
+//! the signed outcome becomes a [`ValidateLicenseResponse`]. Refused attempts (rate limits) are
+//! audited through the same writer. Logs carry a key's prefix only (`SCO-AB12...`), never the key.
 
 pub mod attempts;
 pub mod signing;
 pub mod writer;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -30,10 +31,10 @@ use crate::http::RequestMeta;
 use crate::license_key::{log_prefix, LicenseKey, MAX_KEY_LEN};
 use crate::rate_limit::{retry_after_secs, RateLimiter};
 use attempts::{
-    DeactivateAttempt, DownloadTarget, KeyText, RateLimitedAttempt, ValidateAttempt, Validation,
-    DEACTIVATION_ACTION,
+    Attempt, DeactivateAttempt, DownloadTarget, KeyText, Outcome, RateLimitedAttempt, SignedAnswer,
+    ValidateAttempt, Validation, DEACTIVATION_ACTION,
 };
-use signing::LicenseSigner;
+use signing::{BatchTree, LicenseSigner};
 use writer::ValidationWriter;
 
 /// Longest machine fingerprint accepted.
@@ -100,10 +101,89 @@ fn optional_text(
 #[derive(Debug)]
 pub struct LicensingService {
     writer: ValidationWriter,
-    signer: LicenseSigner,
+    signer: Arc<LicenseSigner>,
     per_ip: RateLimiter,
     per_key: RateLimiter,
+}
+
+/// Signs the answers of a writer batch: builds each validation's payload, and the batch's tree
+/// ([`BatchTree`]) with one signature for all of them. Each handler then takes its answer's
+/// proof from the tree on its own worker thread.
+#[derive(Debug, Clone)]
+pub struct Sealer {
+    signer: Arc<LicenseSigner>,
     grace: chrono::Duration,
+}
+
+impl Sealer {
+    pub fn new(signer: Arc<LicenseSigner>, grace: chrono::Duration) -> Self {
+        Self { signer, grace }
+    }
+
+    /// Sets `signed` on every validation among `outcomes` (the outcomes of `attempts`, in
+    /// order) that is answered to customer software; portal downloads are not signed.
+    pub fn seal(&self, attempts: &[&Attempt], outcomes: &mut [Outcome]) {
+        let mut sealed: Vec<(&mut Validation, String, Option<DateTime<Utc>>)> = Vec::new();
+        for (attempt, outcome) in attempts.iter().zip(outcomes.iter_mut()) {
+            let (Attempt::Validate(attempt), Outcome::Validation(validation)) = (attempt, outcome)
+            else {
+                continue;
+            };
+            if attempt.download.is_some() {
+                continue;
+            }
+            let payload = self.payload(attempt, validation);
+            let grace_until = payload.grace_until;
+            // Strings, timestamps and an enum always serialise; should that ever change, the
+            // answer goes out unsigned, which its handler turns into a 500.
+            match serde_json::to_string(&payload) {
+                Ok(text) => sealed.push((validation, text, grace_until)),
+                Err(err) => tracing::error!(error = %err, "a validation payload did not serialise"),
+            }
+        }
+        if sealed.is_empty() {
+            return;
+        }
+        let texts: Vec<&[u8]> = sealed.iter().map(|(_, text, _)| text.as_bytes()).collect();
+        let Some(tree) = BatchTree::new(&self.signer, &texts) else {
+            return;
+        };
+        let tree = Arc::new(tree);
+        for (leaf, (validation, payload, grace_until)) in sealed.into_iter().enumerate() {
+            validation.signed = Some(SignedAnswer {
+                payload,
+                grace_until,
+                tree: tree.clone(),
+                leaf,
+            });
+        }
+    }
+
+    fn payload(&self, attempt: &ValidateAttempt, validation: &Validation) -> SignedPayload {
+        let valid = validation.code.is_valid();
+        let checked_at = validation.checked_at.and_utc();
+        let expires_at = validation
+            .key
+            .as_ref()
+            .and_then(|k| k.expires_at)
+            .map(|t| t.and_utc());
+        // Offline trust never outlives the key itself.
+        let grace_until = valid.then(|| {
+            let until = checked_at
+                .checked_add_signed(self.grace)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            expires_at.map_or(until, |exp| exp.min(until))
+        });
+        SignedPayload {
+            key_hash: attempt.key_hash.clone(),
+            fingerprint: attempt.fingerprint.clone(),
+            code: validation.code,
+            valid,
+            expires_at,
+            checked_at,
+            grace_until,
+        }
+    }
 }
 
 impl LicensingService {
@@ -115,12 +195,17 @@ impl LicensingService {
     ) -> std::io::Result<Self> {
         let per_ip = settings.validations_per_ip_per_minute;
         let per_key = settings.validations_per_key_per_minute;
+        let signer = Arc::new(signer);
+        let grace = chrono::Duration::hours(i64::from(settings.license_grace_period_hours));
         Ok(Self {
-            writer: ValidationWriter::start(db, settings.validation_queue_capacity)?,
+            writer: ValidationWriter::start(
+                db,
+                settings.validation_queue_capacity,
+                Sealer::new(signer.clone(), grace),
+            )?,
             signer,
             per_ip: RateLimiter::new(per_ip, per_ip),
             per_key: RateLimiter::new(per_key, per_key),
-            grace: chrono::Duration::hours(i64::from(settings.license_grace_period_hours)),
         })
     }
 
@@ -186,14 +271,15 @@ impl LicensingService {
             .writer
             .validate(ValidateAttempt {
                 key: key.text.clone(),
-                fingerprint: fingerprint.clone(),
+                key_hash: key.hash.clone(),
+                fingerprint,
                 client_version,
                 download: None,
                 meta,
             })
             .await?;
         log_outcome(&key, &validation);
-        self.signed_response(&key, fingerprint, &validation)
+        signed_response(validation)
     }
 
     /// Validates `raw_key` for a portal download of `target`: the same rules (seats aside), the
@@ -216,6 +302,7 @@ impl LicensingService {
             .writer
             .validate(ValidateAttempt {
                 key: key.text.clone(),
+                key_hash: key.hash.clone(),
                 fingerprint: None,
                 client_version: None,
                 download: Some(target),
@@ -261,54 +348,30 @@ impl LicensingService {
             activation_count: outcome.key.map(|k| k.activation_count),
         })
     }
+}
 
-    /// Signs the committed outcome: the payload is serialised once and its bytes are signed.
-    fn signed_response(
-        &self,
-        key: &KeyInput,
-        fingerprint: Option<String>,
-        validation: &Validation,
-    ) -> Result<ValidateLicenseResponse, ApiError> {
-        let code = validation.code;
-        let valid = code.is_valid();
-        let checked_at = validation.checked_at.and_utc();
-        let expires_at = validation
+/// The answer to customer software, from the committed and signed outcome.
+fn signed_response(validation: Validation) -> Result<ValidateLicenseResponse, ApiError> {
+    let signed = validation.signed.ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "the validation writer answered without signing"
+        ))
+    })?;
+    let code = validation.code;
+    Ok(ValidateLicenseResponse {
+        valid: code.is_valid(),
+        code,
+        detail: code.detail().into(),
+        license: validation
             .key
             .as_ref()
-            .and_then(|k| k.expires_at)
-            .map(|t| t.and_utc());
-        // Offline trust never outlives the key itself.
-        let grace_until = valid.then(|| {
-            let until = checked_at
-                .checked_add_signed(self.grace)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC);
-            expires_at.map_or(until, |exp| exp.min(until))
-        });
-        let payload = serde_json::to_string(&SignedPayload {
-            key_hash: key.hash.clone(),
-            fingerprint,
-            code,
-            valid,
-            expires_at,
-            checked_at,
-            grace_until,
-        })
-        .map_err(ApiError::internal)?;
-        let signature = self.signer.sign_b64(payload.as_bytes());
-        Ok(ValidateLicenseResponse {
-            valid,
-            code,
-            detail: code.detail().into(),
-            license: validation
-                .key
-                .as_ref()
-                .map(|row| license_info(row, validation.checked_at)),
-            checked_at,
-            grace_until,
-            payload,
-            signature,
-        })
-    }
+            .map(|row| license_info(row, validation.checked_at)),
+        checked_at: validation.checked_at.and_utc(),
+        grace_until: signed.grace_until,
+        proof: signed.tree.proof(signed.leaf),
+        signature: signed.tree.signature().to_owned(),
+        payload: signed.payload,
+    })
 }
 
 fn license_info(row: &KeyRow, at: chrono::NaiveDateTime) -> LicenseInfo {

@@ -3,7 +3,8 @@
 //! Why: one transaction per validation costs a commit each, and on SQLite commits are serialised
 //! anyway. A dedicated thread instead drains a bounded channel of pending attempts and applies as
 //! many as are waiting (up to [`MAX_BATCH`]) in ONE write transaction, then answers every waiter
-//! through its oneshot. Each attempt still reads its key fresh inside that transaction, so a key
+//! through its oneshot, the batch's validation answers signed together by the [`Sealer`] (one
+//! signature per batch). Each attempt still reads its key fresh inside that transaction, so a key
 //! suspended a moment ago is seen as suspended; and because every seat change goes through this
 //! serialised path (plus row locks and the `activations` unique constraint on PostgreSQL, where
 //! several instances may run), seats are never over-allocated.
@@ -30,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::attempts::{self, Attempt, BatchContext, Deactivation, Outcome, Validation};
 use super::attempts::{ERROR_CODE, UNAVAILABLE_CODE};
+use super::Sealer;
 use crate::db::{Database, Db};
 use crate::error::ApiError;
 use crate::with_store;
@@ -72,14 +74,15 @@ impl std::fmt::Debug for Job {
 }
 
 impl ValidationWriter {
-    /// Starts the writer thread on `db`; at most `capacity` attempts wait at a time.
-    pub fn start(db: Database, capacity: usize) -> std::io::Result<Self> {
+    /// Starts the writer thread on `db`; at most `capacity` attempts wait at a time, and
+    /// `sealer` signs the answers of each batch.
+    pub fn start(db: Database, capacity: usize, sealer: Sealer) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let unanswered = Unanswered::default();
         let list = unanswered.clone();
         std::thread::Builder::new()
             .name("keysync-validation-writer".into())
-            .spawn(move || run(db, receiver, list))?;
+            .spawn(move || run(db, sealer, receiver, list))?;
         Ok(Self { sender, unanswered })
     }
 
@@ -182,7 +185,7 @@ impl Pending {
     }
 }
 
-fn run(db: Database, mut receiver: mpsc::Receiver<Job>, unanswered: Unanswered) {
+fn run(db: Database, sealer: Sealer, mut receiver: mpsc::Receiver<Job>, unanswered: Unanswered) {
     while let Some(first) = receiver.blocking_recv() {
         // Everything that queued while the previous batch was committing goes into this one.
         let mut batch = Vec::with_capacity(receiver.len().min(MAX_BATCH) + 1);
@@ -218,7 +221,8 @@ fn run(db: Database, mut receiver: mpsc::Receiver<Job>, unanswered: Unanswered) 
         // A panic would otherwise end the thread and with it every later validation. Its
         // waiters see their oneshot dropped and answer 500; what they attempted is then audited
         // on its own.
-        if std::panic::catch_unwind(AssertUnwindSafe(|| process(&db, &mut batch))).is_err() {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| process(&db, &sealer, &mut batch))).is_err()
+        {
             tracing::error!("a validation batch panicked; its attempts were answered 500");
             let mut records: Vec<Pending> = batch
                 .into_iter()
@@ -228,7 +232,9 @@ fn run(db: Database, mut receiver: mpsc::Receiver<Job>, unanswered: Unanswered) 
                     reply: None,
                 })
                 .collect();
-            if std::panic::catch_unwind(AssertUnwindSafe(|| process(&db, &mut records))).is_err() {
+            if std::panic::catch_unwind(AssertUnwindSafe(|| process(&db, &sealer, &mut records)))
+                .is_err()
+            {
                 tracing::error!("auditing a panicked batch panicked too; its attempts are lost");
             }
         }
@@ -236,7 +242,7 @@ fn run(db: Database, mut receiver: mpsc::Receiver<Job>, unanswered: Unanswered) 
     tracing::debug!("validation writer stopped");
 }
 
-fn process(db: &Database, batch: &mut [Pending]) {
+fn process(db: &Database, sealer: &Sealer, batch: &mut [Pending]) {
     let mut conn = match db.get_blocking() {
         Ok(conn) => conn,
         Err(_) => {
@@ -253,13 +259,14 @@ fn process(db: &Database, batch: &mut [Pending]) {
             return;
         }
     };
-    with_store!(&mut conn, |store| process_on(store, batch))
+    with_store!(&mut conn, |store| process_on(store, sealer, batch))
 }
 
-fn process_on<S: Db>(store: &mut S, batch: &mut [Pending]) {
+fn process_on<S: Db>(store: &mut S, sealer: &Sealer, batch: &mut [Pending]) {
     let attempts: Vec<&Attempt> = batch.iter().map(|p| &p.attempt).collect();
     let mut failed = match apply_batch(store, &attempts) {
-        Ok(outcomes) => {
+        Ok(mut outcomes) => {
+            sealer.seal(&attempts, &mut outcomes);
             for (pending, outcome) in batch.iter_mut().zip(outcomes) {
                 pending.answer(Ok(outcome));
             }
@@ -284,7 +291,8 @@ fn process_on<S: Db>(store: &mut S, batch: &mut [Pending]) {
             None => apply_one(store, &pending.attempt),
         };
         let err = match alone {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
+                sealer.seal(&[&pending.attempt], std::slice::from_mut(&mut outcome));
                 pending.answer(Ok(outcome));
                 continue;
             }

@@ -6,7 +6,8 @@ use base64::Engine;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use keysync_shared::{
     AdminRole, AuditLogView, DeactivateLicenseResponse, DeactivationCode, ErrorBody,
-    LicenseKeyView, Page, PublicKeyView, SignedPayload, ValidateLicenseResponse, ValidationCode,
+    LicenseKeyView, Page, ProofSide, ProofStep, PublicKeyView, SignedPayload,
+    ValidateLicenseResponse, ValidationCode,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -21,6 +22,7 @@ on_both_backends!(
     malformed_requests_get_the_shared_error_shape_and_are_not_counted,
     a_known_fingerprint_keeps_its_seat_and_deactivation_frees_one,
     concurrent_activations_of_one_key_never_over_allocate_seats,
+    answers_signed_together_each_verify_through_their_own_proof,
     every_attempt_is_audited_with_the_key_prefix_only,
     validations_are_rate_limited_per_key_and_per_ip_and_still_audited,
     one_failing_attempt_does_not_fail_the_others_queued_with_it,
@@ -89,14 +91,45 @@ async fn published_key(app: &TestApp) -> VerifyingKey {
     VerifyingKey::from_bytes(&bytes).unwrap()
 }
 
-fn verifies(key: &VerifyingKey, payload: &[u8], signature_b64: &str) -> bool {
+/// The batch root `payload` and `proof` lead to, computed as `docs/license-clients.md` tells a
+/// client to.
+fn batch_root(payload: &[u8], proof: &[ProofStep]) -> Option<[u8; 32]> {
+    let mut node: [u8; 32] = Sha256::new()
+        .chain_update([0u8])
+        .chain_update(payload)
+        .finalize()
+        .into();
+    for step in proof {
+        let sibling = BASE64.decode(&step.hash).ok()?;
+        if sibling.len() != 32 {
+            return None;
+        }
+        let (left, right) = match step.side {
+            ProofSide::Left => (&sibling[..], &node[..]),
+            ProofSide::Right => (&node[..], &sibling[..]),
+        };
+        node = Sha256::new()
+            .chain_update([1u8])
+            .chain_update(left)
+            .chain_update(right)
+            .finalize()
+            .into();
+    }
+    Some(node)
+}
+
+fn verifies(key: &VerifyingKey, payload: &[u8], proof: &[ProofStep], signature_b64: &str) -> bool {
+    let Some(root) = batch_root(payload, proof) else {
+        return false;
+    };
     let Ok(bytes) = BASE64.decode(signature_b64) else {
         return false;
     };
     let Ok(bytes) = <[u8; 64]>::try_from(bytes) else {
         return false;
     };
-    key.verify(payload, &Signature::from_bytes(&bytes)).is_ok()
+    let message = [&b"keysync license batch v1\n"[..], &root].concat();
+    key.verify(&message, &Signature::from_bytes(&bytes)).is_ok()
 }
 
 /// A well-formed key no server issued.
@@ -130,11 +163,17 @@ async fn a_valid_key_activates_counts_and_is_signed_with_the_published_key(backe
     assert!(verifies(
         &public,
         answer.payload.as_bytes(),
+        &answer.proof,
         &answer.signature
     ));
     let tampered = answer.payload.replace("\"valid\":true", "\"valid\":false");
     assert_ne!(tampered, answer.payload);
-    assert!(!verifies(&public, tampered.as_bytes(), &answer.signature));
+    assert!(!verifies(
+        &public,
+        tampered.as_bytes(),
+        &answer.proof,
+        &answer.signature
+    ));
     let payload: SignedPayload = serde_json::from_str(&answer.payload).unwrap();
     assert_eq!(
         payload.key_hash,
@@ -352,6 +391,60 @@ async fn a_known_fingerprint_keeps_its_seat_and_deactivation_frees_one(backend: 
         3,
         "deactivations are audited"
     );
+}
+
+async fn answers_signed_together_each_verify_through_their_own_proof(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.signed_in(AdminRole::Admin).await;
+    let key = new_key(&admin, json!({})).await;
+    let public = published_key(&app).await;
+    let url = app.url("/api/validate-license");
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for machine in 0..40 {
+        let (client, url, key) = (app.client.clone(), url.clone(), key.key.clone());
+        tasks.spawn(async move {
+            let fingerprint = format!("machine-{machine}");
+            let response = client
+                .post(url)
+                .json(&json!({"key": key, "fingerprint": fingerprint}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let answer: ValidateLicenseResponse = response.json().await.unwrap();
+            (fingerprint, answer)
+        });
+    }
+    let answers = tasks.join_all().await;
+
+    for (fingerprint, answer) in &answers {
+        assert!(verifies(
+            &public,
+            answer.payload.as_bytes(),
+            &answer.proof,
+            &answer.signature
+        ));
+        let payload: SignedPayload = serde_json::from_str(&answer.payload).unwrap();
+        assert_eq!(payload.fingerprint.as_ref(), Some(fingerprint));
+        assert_eq!(payload.code, ValidationCode::Valid);
+    }
+    // Answers of one batch share a signature, and each needs its own proof: another answer's
+    // payload does not lead to the signed root through it.
+    for (i, (_, a)) in answers.iter().enumerate() {
+        for (_, b) in &answers[i + 1..] {
+            let root_a = batch_root(a.payload.as_bytes(), &a.proof).unwrap();
+            let root_b = batch_root(b.payload.as_bytes(), &b.proof).unwrap();
+            assert_eq!(a.signature == b.signature, root_a == root_b);
+            assert!(!verifies(
+                &public,
+                b.payload.as_bytes(),
+                &a.proof,
+                &a.signature
+            ));
+        }
+    }
+    assert_eq!(key_view(&admin, key.id).await.validation_count, 40);
 }
 
 async fn concurrent_activations_of_one_key_never_over_allocate_seats(backend: Backend) {

@@ -2,9 +2,11 @@
 //!
 //! Why: one transaction per validation costs a commit each, and on SQLite commits are serialised
 //! anyway. A dedicated thread instead drains a bounded channel of pending attempts and applies as
-//! many as are waiting (up to [`MAX_BATCH`]) in ONE write transaction, then answers every waiter
-//! through its oneshot, the batch's validation answers signed together by the [`Sealer`] (one
-//! signature per batch). Each attempt still reads its key fresh inside that transaction, so a key
+//! many as are waiting (up to [`MAX_BATCH`]) in ONE write transaction. It then hands the
+//! committed batch to a second thread, the answerer, which signs the batch's validation answers
+//! together ([`Sealer`], one signature per batch) and answers every waiter through its oneshot,
+//! while the writer already runs its next transaction. Each attempt still reads its key fresh
+//! inside that transaction, so a key
 //! suspended a moment ago is seen as suspended; and because every seat change goes through this
 //! serialised path (plus row locks and the `activations` unique constraint on PostgreSQL, where
 //! several instances may run), seats are never over-allocated.
@@ -20,8 +22,11 @@
 //!   commits with its next batch (code `UNAVAILABLE`); one whose own transaction failed even
 //!   alone is audited in a transaction of its own (code `ERROR`) before its 500 goes out. The
 //!   side list is bounded too ([`MAX_UNANSWERED`]); past that, a refusal is only logged.
-//! - The thread stops when the last [`ValidationWriter`] handle is dropped, after draining what
-//!   was queued.
+//! - The threads stop when the last [`ValidationWriter`] handle is dropped, after draining what
+//!   was queued: the writer first, then the answerer with the batches the writer handed it.
+//! - A panic while a committed batch is being answered leaves that batch's waiters without an
+//!   answer (they see a 500); what they attempted is committed and audited, and the answerer
+//!   goes on with the next batch.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -74,15 +79,16 @@ impl std::fmt::Debug for Job {
 }
 
 impl ValidationWriter {
-    /// Starts the writer thread on `db`; at most `capacity` attempts wait at a time, and
-    /// `sealer` signs the answers of each batch.
+    /// Starts the writer and answerer threads on `db`; at most `capacity` attempts wait at a
+    /// time, and `sealer` signs the answers of each batch.
     pub fn start(db: Database, capacity: usize, sealer: Sealer) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let unanswered = Unanswered::default();
         let list = unanswered.clone();
+        let answerer = Answerer::start(sealer.clone())?;
         std::thread::Builder::new()
             .name("keysync-validation-writer".into())
-            .spawn(move || run(db, sealer, receiver, list))?;
+            .spawn(move || run(db, sealer, answerer, receiver, list))?;
         Ok(Self { sender, unanswered })
     }
 
@@ -185,7 +191,70 @@ impl Pending {
     }
 }
 
-fn run(db: Database, sealer: Sealer, mut receiver: mpsc::Receiver<Job>, unanswered: Unanswered) {
+/// How many committed batches may wait for the answerer before the writer waits for it. It signs
+/// and answers a batch in a fraction of the time the writer takes to commit one, so this only
+/// bounds the queue should that ever change.
+const ANSWER_QUEUE: usize = 8;
+
+/// A committed batch: its attempts (with their waiters) and their outcomes, in order.
+struct Committed {
+    batch: Vec<Pending>,
+    outcomes: Vec<Outcome>,
+}
+
+impl Committed {
+    fn answer(mut self, sealer: &Sealer) {
+        let attempts: Vec<&Attempt> = self.batch.iter().map(|p| &p.attempt).collect();
+        sealer.seal(&attempts, &mut self.outcomes);
+        for (pending, outcome) in self.batch.iter_mut().zip(self.outcomes) {
+            pending.answer(Ok(outcome));
+        }
+    }
+}
+
+/// The handle to the answerer thread, held by the writer thread.
+struct Answerer {
+    sender: std::sync::mpsc::SyncSender<Committed>,
+    sealer: Sealer,
+}
+
+impl Answerer {
+    fn start(sealer: Sealer) -> std::io::Result<Self> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Committed>(ANSWER_QUEUE);
+        let own = sealer.clone();
+        std::thread::Builder::new()
+            .name("keysync-validation-answerer".into())
+            .spawn(move || {
+                // Ends once the writer thread has stopped and every batch it handed over is
+                // answered.
+                while let Ok(committed) = receiver.recv() {
+                    let answered =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| committed.answer(&own)));
+                    if answered.is_err() {
+                        tracing::error!(
+                            "answering a committed validation batch panicked; its waiters get a 500"
+                        );
+                    }
+                }
+            })?;
+        Ok(Self { sender, sealer })
+    }
+
+    fn answer(&self, committed: Committed) {
+        if let Err(std::sync::mpsc::SendError(committed)) = self.sender.send(committed) {
+            // The answerer is gone (it only stops with the writer); answer here instead.
+            committed.answer(&self.sealer);
+        }
+    }
+}
+
+fn run(
+    db: Database,
+    sealer: Sealer,
+    answerer: Answerer,
+    mut receiver: mpsc::Receiver<Job>,
+    unanswered: Unanswered,
+) {
     while let Some(first) = receiver.blocking_recv() {
         // Everything that queued while the previous batch was committing goes into this one.
         let mut batch = Vec::with_capacity(receiver.len().min(MAX_BATCH) + 1);
@@ -221,8 +290,10 @@ fn run(db: Database, sealer: Sealer, mut receiver: mpsc::Receiver<Job>, unanswer
         // A panic would otherwise end the thread and with it every later validation. Its
         // waiters see their oneshot dropped and answer 500; what they attempted is then audited
         // on its own.
-        if std::panic::catch_unwind(AssertUnwindSafe(|| process(&db, &sealer, &mut batch))).is_err()
-        {
+        let processed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            process(&db, &sealer, &answerer, &mut batch)
+        }));
+        if processed.is_err() {
             tracing::error!("a validation batch panicked; its attempts were answered 500");
             let mut records: Vec<Pending> = batch
                 .into_iter()
@@ -232,9 +303,10 @@ fn run(db: Database, sealer: Sealer, mut receiver: mpsc::Receiver<Job>, unanswer
                     reply: None,
                 })
                 .collect();
-            if std::panic::catch_unwind(AssertUnwindSafe(|| process(&db, &sealer, &mut records)))
-                .is_err()
-            {
+            let audited = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                process(&db, &sealer, &answerer, &mut records)
+            }));
+            if audited.is_err() {
                 tracing::error!("auditing a panicked batch panicked too; its attempts are lost");
             }
         }
@@ -242,7 +314,7 @@ fn run(db: Database, sealer: Sealer, mut receiver: mpsc::Receiver<Job>, unanswer
     tracing::debug!("validation writer stopped");
 }
 
-fn process(db: &Database, sealer: &Sealer, batch: &mut [Pending]) {
+fn process(db: &Database, sealer: &Sealer, answerer: &Answerer, batch: &mut Vec<Pending>) {
     let mut conn = match db.get_blocking() {
         Ok(conn) => conn,
         Err(_) => {
@@ -259,17 +331,24 @@ fn process(db: &Database, sealer: &Sealer, batch: &mut [Pending]) {
             return;
         }
     };
-    with_store!(&mut conn, |store| process_on(store, sealer, batch))
+    with_store!(&mut conn, |store| process_on(
+        store, sealer, answerer, batch
+    ))
 }
 
-fn process_on<S: Db>(store: &mut S, sealer: &Sealer, batch: &mut [Pending]) {
+fn process_on<S: Db>(
+    store: &mut S,
+    sealer: &Sealer,
+    answerer: &Answerer,
+    batch: &mut Vec<Pending>,
+) {
     let attempts: Vec<&Attempt> = batch.iter().map(|p| &p.attempt).collect();
     let mut failed = match apply_batch(store, &attempts) {
-        Ok(mut outcomes) => {
-            sealer.seal(&attempts, &mut outcomes);
-            for (pending, outcome) in batch.iter_mut().zip(outcomes) {
-                pending.answer(Ok(outcome));
-            }
+        Ok(outcomes) => {
+            answerer.answer(Committed {
+                batch: std::mem::take(batch),
+                outcomes,
+            });
             return;
         }
         Err(err) => Some(err),

@@ -6,10 +6,10 @@
 //! committed batch to a second thread, the answerer, which signs the batch's validation answers
 //! together ([`Sealer`], one signature per batch) and answers every waiter through its oneshot,
 //! while the writer already runs its next transaction. Each attempt still reads its key fresh
-//! inside that transaction, so a key
-//! suspended a moment ago is seen as suspended; and because every seat change goes through this
-//! serialised path (plus row locks and the `activations` unique constraint on PostgreSQL, where
-//! several instances may run), seats are never over-allocated.
+//! inside that transaction, so a key suspended a moment ago is seen as suspended; and because
+//! every seat change goes through this serialised path (plus row locks and the `activations`
+//! unique constraint on PostgreSQL, where several instances may run), seats are never
+//! over-allocated.
 //!
 //! Guarantees:
 //! - Backpressure: the channel holds at most `capacity` attempts; when it is full a new attempt

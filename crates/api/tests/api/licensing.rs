@@ -4,10 +4,11 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use keysync_api::licensing::signing::root_from_proof;
 use keysync_shared::{
     AdminRole, AuditLogView, DeactivateLicenseResponse, DeactivationCode, ErrorBody,
-    LicenseKeyView, Page, ProofSide, ProofStep, PublicKeyView, SignedPayload,
-    ValidateLicenseResponse, ValidationCode,
+    LicenseKeyView, Page, ProofStep, PublicKeyView, SignedPayload, ValidateLicenseResponse,
+    ValidationCode,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -91,35 +92,9 @@ async fn published_key(app: &TestApp) -> VerifyingKey {
     VerifyingKey::from_bytes(&bytes).unwrap()
 }
 
-/// The batch root `payload` and `proof` lead to, computed as `docs/license-clients.md` tells a
-/// client to.
-fn batch_root(payload: &[u8], proof: &[ProofStep]) -> Option<[u8; 32]> {
-    let mut node: [u8; 32] = Sha256::new()
-        .chain_update([0u8])
-        .chain_update(payload)
-        .finalize()
-        .into();
-    for step in proof {
-        let sibling = BASE64.decode(&step.hash).ok()?;
-        if sibling.len() != 32 {
-            return None;
-        }
-        let (left, right) = match step.side {
-            ProofSide::Left => (&sibling[..], &node[..]),
-            ProofSide::Right => (&node[..], &sibling[..]),
-        };
-        node = Sha256::new()
-            .chain_update([1u8])
-            .chain_update(left)
-            .chain_update(right)
-            .finalize()
-            .into();
-    }
-    Some(node)
-}
-
 fn verifies(key: &VerifyingKey, payload: &[u8], proof: &[ProofStep], signature_b64: &str) -> bool {
-    let Some(root) = batch_root(payload, proof) else {
+    // The tree itself is checked against a hand computation in `licensing::signing`.
+    let Some(root) = root_from_proof(payload, proof) else {
         return false;
     };
     let Ok(bytes) = BASE64.decode(signature_b64) else {
@@ -130,6 +105,30 @@ fn verifies(key: &VerifyingKey, payload: &[u8], proof: &[ProofStep], signature_b
     };
     let message = [&b"keysync license batch v1\n"[..], &root].concat();
     key.verify(&message, &Signature::from_bytes(&bytes)).is_ok()
+}
+
+/// Sends one validation of `key` per fingerprint, all at once; each response with its
+/// fingerprint, in the order given.
+async fn validate_all_at_once(
+    app: &TestApp,
+    key: &str,
+    fingerprints: Vec<String>,
+) -> Vec<(String, reqwest::Response)> {
+    let url = app.url("/api/validate-license");
+    let mut tasks = tokio::task::JoinSet::new();
+    for fingerprint in fingerprints {
+        let (client, url, key) = (app.client.clone(), url.clone(), key.to_owned());
+        tasks.spawn(async move {
+            let response = client
+                .post(url)
+                .json(&json!({"key": key, "fingerprint": fingerprint}))
+                .send()
+                .await
+                .unwrap();
+            (fingerprint, response)
+        });
+    }
+    tasks.join_all().await
 }
 
 /// A well-formed key no server issued.
@@ -398,25 +397,14 @@ async fn answers_signed_together_each_verify_through_their_own_proof(backend: Ba
     let admin = app.signed_in(AdminRole::Admin).await;
     let key = new_key(&admin, json!({})).await;
     let public = published_key(&app).await;
-    let url = app.url("/api/validate-license");
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for machine in 0..40 {
-        let (client, url, key) = (app.client.clone(), url.clone(), key.key.clone());
-        tasks.spawn(async move {
-            let fingerprint = format!("machine-{machine}");
-            let response = client
-                .post(url)
-                .json(&json!({"key": key, "fingerprint": fingerprint}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
-            let answer: ValidateLicenseResponse = response.json().await.unwrap();
-            (fingerprint, answer)
-        });
+    let fingerprints = (0..40).map(|m| format!("machine-{m}")).collect();
+    let mut answers = Vec::new();
+    for (fingerprint, response) in validate_all_at_once(&app, &key.key, fingerprints).await {
+        assert_eq!(response.status(), 200);
+        let answer: ValidateLicenseResponse = response.json().await.unwrap();
+        answers.push((fingerprint, answer));
     }
-    let answers = tasks.join_all().await;
 
     for (fingerprint, answer) in &answers {
         assert!(verifies(
@@ -433,8 +421,8 @@ async fn answers_signed_together_each_verify_through_their_own_proof(backend: Ba
     // payload does not lead to the signed root through it.
     for (i, (_, a)) in answers.iter().enumerate() {
         for (_, b) in &answers[i + 1..] {
-            let root_a = batch_root(a.payload.as_bytes(), &a.proof).unwrap();
-            let root_b = batch_root(b.payload.as_bytes(), &b.proof).unwrap();
+            let root_a = root_from_proof(a.payload.as_bytes(), &a.proof).unwrap();
+            let root_b = root_from_proof(b.payload.as_bytes(), &b.proof).unwrap();
             assert_eq!(a.signature == b.signature, root_a == root_b);
             assert!(!verifies(
                 &public,
@@ -451,27 +439,19 @@ async fn concurrent_activations_of_one_key_never_over_allocate_seats(backend: Ba
     let app = spawn_app(backend).await;
     let admin = app.signed_in(AdminRole::Admin).await;
     let key = new_key(&admin, json!({"max_activations": 5})).await;
-    let url = app.url("/api/validate-license");
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for machine in 0..20 {
-        let (client, url, key) = (app.client.clone(), url.clone(), key.key.clone());
-        tasks.spawn(async move {
-            let response = client
-                .post(url)
-                .json(&json!({"key": key, "fingerprint": format!("machine-{machine}")}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
+    let fingerprints = (0..20).map(|m| format!("machine-{m}")).collect();
+    let mut codes = Vec::new();
+    for (_, response) in validate_all_at_once(&app, &key.key, fingerprints).await {
+        assert_eq!(response.status(), 200);
+        codes.push(
             response
                 .json::<ValidateLicenseResponse>()
                 .await
                 .unwrap()
-                .code
-        });
+                .code,
+        );
     }
-    let codes: Vec<ValidationCode> = tasks.join_all().await;
 
     let valid = codes
         .iter()
@@ -638,33 +618,17 @@ async fn one_failing_attempt_does_not_fail_the_others_queued_with_it(backend: Ba
         ),
     }
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for machine in 0..12 {
-        let fingerprint = if machine == 6 {
-            "poison".to_owned()
-        } else {
-            format!("machine-{machine}")
-        };
-        let (client, url, key) = (
-            app.client.clone(),
-            app.url("/api/validate-license"),
-            key.key.clone(),
-        );
-        tasks.spawn(async move {
-            let response = client
-                .post(url)
-                .json(&json!({"key": key, "fingerprint": fingerprint}))
-                .send()
-                .await
-                .unwrap();
-            (fingerprint, response.status().as_u16())
-        });
-    }
-    let results = tasks.join_all().await;
+    let fingerprints = (0..12)
+        .map(|m| match m {
+            6 => "poison".to_owned(),
+            m => format!("machine-{m}"),
+        })
+        .collect();
+    let results = validate_all_at_once(&app, &key.key, fingerprints).await;
 
-    for (fingerprint, status) in &results {
+    for (fingerprint, response) in &results {
         let expected = if fingerprint == "poison" { 500 } else { 200 };
-        assert_eq!(*status, expected, "{fingerprint}");
+        assert_eq!(response.status(), expected, "{fingerprint}");
     }
     assert_eq!(app.count_rows("activations"), 11);
     assert_eq!(key_view(&admin, key.id).await.activation_count, 11);

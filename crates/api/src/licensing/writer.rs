@@ -85,10 +85,10 @@ impl ValidationWriter {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let unanswered = Unanswered::default();
         let list = unanswered.clone();
-        let answerer = Answerer::start(sealer.clone())?;
+        let answerer = Answerer::start(sealer)?;
         std::thread::Builder::new()
             .name("keysync-validation-writer".into())
-            .spawn(move || run(db, sealer, answerer, receiver, list))?;
+            .spawn(move || run(db, answerer, receiver, list))?;
         Ok(Self { sender, unanswered })
     }
 
@@ -212,7 +212,8 @@ impl Committed {
     }
 }
 
-/// The handle to the answerer thread, held by the writer thread.
+/// The handle to the answerer thread, held by the writer thread. Its `sealer` also signs what the
+/// writer answers itself: attempts retried alone after their batch failed.
 struct Answerer {
     sender: std::sync::mpsc::SyncSender<Committed>,
     sealer: Sealer,
@@ -250,7 +251,6 @@ impl Answerer {
 
 fn run(
     db: Database,
-    sealer: Sealer,
     answerer: Answerer,
     mut receiver: mpsc::Receiver<Job>,
     unanswered: Unanswered,
@@ -290,9 +290,8 @@ fn run(
         // A panic would otherwise end the thread and with it every later validation. Its
         // waiters see their oneshot dropped and answer 500; what they attempted is then audited
         // on its own.
-        let processed = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            process(&db, &sealer, &answerer, &mut batch)
-        }));
+        let processed =
+            std::panic::catch_unwind(AssertUnwindSafe(|| process(&db, &answerer, &mut batch)));
         if processed.is_err() {
             tracing::error!("a validation batch panicked; its attempts were answered 500");
             let mut records: Vec<Pending> = batch
@@ -304,7 +303,7 @@ fn run(
                 })
                 .collect();
             let audited = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                process(&db, &sealer, &answerer, &mut records)
+                process(&db, &answerer, &mut records)
             }));
             if audited.is_err() {
                 tracing::error!("auditing a panicked batch panicked too; its attempts are lost");
@@ -314,7 +313,7 @@ fn run(
     tracing::debug!("validation writer stopped");
 }
 
-fn process(db: &Database, sealer: &Sealer, answerer: &Answerer, batch: &mut Vec<Pending>) {
+fn process(db: &Database, answerer: &Answerer, batch: &mut Vec<Pending>) {
     let mut conn = match db.get_blocking() {
         Ok(conn) => conn,
         Err(_) => {
@@ -331,17 +330,10 @@ fn process(db: &Database, sealer: &Sealer, answerer: &Answerer, batch: &mut Vec<
             return;
         }
     };
-    with_store!(&mut conn, |store| process_on(
-        store, sealer, answerer, batch
-    ))
+    with_store!(&mut conn, |store| process_on(store, answerer, batch))
 }
 
-fn process_on<S: Db>(
-    store: &mut S,
-    sealer: &Sealer,
-    answerer: &Answerer,
-    batch: &mut Vec<Pending>,
-) {
+fn process_on<S: Db>(store: &mut S, answerer: &Answerer, batch: &mut Vec<Pending>) {
     let attempts: Vec<&Attempt> = batch.iter().map(|p| &p.attempt).collect();
     let mut failed = match apply_batch(store, &attempts) {
         Ok(outcomes) => {
@@ -371,7 +363,9 @@ fn process_on<S: Db>(
         };
         let err = match alone {
             Ok(mut outcome) => {
-                sealer.seal(&[&pending.attempt], std::slice::from_mut(&mut outcome));
+                answerer
+                    .sealer
+                    .seal(&[&pending.attempt], std::slice::from_mut(&mut outcome));
                 pending.answer(Ok(outcome));
                 continue;
             }

@@ -692,6 +692,57 @@ async fn the_audit_log_filters_and_lists_newest_first(backend: Backend) {
     assert_eq!(all.items.len(), 2);
     assert!(all.next_cursor.is_some());
     assert_eq!(future.total, 0);
+
+    // By target: every entry of one kind newest first, a page at a time, and one target's.
+    let (third, etag) = create_key(&admin, json!({})).await;
+    admin
+        .patch(
+            &format!("/api/admin/keys/{}", third.id),
+            Some(&etag),
+            &json!({"notes": "moved"}),
+        )
+        .await;
+    let of_keys = |query: String| {
+        let admin = &admin;
+        async move {
+            let page: Page<keysync_shared::AuditLogView> = admin
+                .get(&format!("/api/admin/audit-logs?{query}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            page
+        }
+    };
+    let first = of_keys("target_kind=license_key&limit=2".into()).await;
+    let cursor = first.next_cursor.clone().expect("a second page");
+    let rest = of_keys(format!("target_kind=license_key&limit=2&cursor={cursor}")).await;
+    let ids: Vec<i64> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|e| e.id)
+        .collect();
+    assert_eq!((first.total, ids.len()), (4, 4), "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    assert!(rest.next_cursor.is_none());
+    let customers = of_keys("target_kind=customer".into()).await;
+    assert_eq!(customers.total, 1);
+    assert_eq!(customers.items[0].target_kind.as_deref(), Some("customer"));
+
+    let one = of_keys(format!("target_kind=license_key&target_id={}", third.id)).await;
+    let actions: Vec<&str> = one.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["license_key.updated", "license_key.created"],
+        "{:?}",
+        one.items
+    );
+    assert_eq!(one.total, 2);
+    assert!(one
+        .items
+        .iter()
+        .all(|e| e.target_id == Some(third.id.to_string())));
 }
 
 async fn signing_out_ends_the_session_and_a_new_sign_in_gets_a_new_id(backend: Backend) {

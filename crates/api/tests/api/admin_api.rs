@@ -702,7 +702,7 @@ async fn the_audit_log_filters_and_lists_newest_first(backend: Backend) {
             &json!({"notes": "moved"}),
         )
         .await;
-    let of_keys = |query: String| {
+    let audit_page = |query: String| {
         let admin = &admin;
         async move {
             let page: Page<keysync_shared::AuditLogView> = admin
@@ -714,9 +714,9 @@ async fn the_audit_log_filters_and_lists_newest_first(backend: Backend) {
             page
         }
     };
-    let first = of_keys("target_kind=license_key&limit=2".into()).await;
+    let first = audit_page("target_kind=license_key&limit=2".into()).await;
     let cursor = first.next_cursor.clone().expect("a second page");
-    let rest = of_keys(format!("target_kind=license_key&limit=2&cursor={cursor}")).await;
+    let rest = audit_page(format!("target_kind=license_key&limit=2&cursor={cursor}")).await;
     let ids: Vec<i64> = first
         .items
         .iter()
@@ -726,11 +726,11 @@ async fn the_audit_log_filters_and_lists_newest_first(backend: Backend) {
     assert_eq!((first.total, ids.len()), (4, 4), "{ids:?}");
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
     assert!(rest.next_cursor.is_none());
-    let customers = of_keys("target_kind=customer".into()).await;
+    let customers = audit_page("target_kind=customer".into()).await;
     assert_eq!(customers.total, 1);
     assert_eq!(customers.items[0].target_kind.as_deref(), Some("customer"));
 
-    let one = of_keys(format!("target_kind=license_key&target_id={}", third.id)).await;
+    let one = audit_page(format!("target_kind=license_key&target_id={}", third.id)).await;
     let actions: Vec<&str> = one.items.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,

@@ -668,24 +668,21 @@ async fn the_audit_log_filters_and_lists_newest_first(backend: Backend) {
     create_key(&admin, json!({})).await;
     create_key(&admin, json!({})).await;
 
-    let keys: Page<keysync_shared::AuditLogView> = admin
-        .get("/api/admin/audit-logs?action=license_key.")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let all: Page<keysync_shared::AuditLogView> = admin
-        .get("/api/admin/audit-logs?limit=2")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let future: Page<keysync_shared::AuditLogView> = admin
-        .get("/api/admin/audit-logs?from=2099-01-01T00:00:00Z")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let audit_page = |query: String| {
+        let admin = &admin;
+        async move {
+            let page: Page<keysync_shared::AuditLogView> = admin
+                .get(&format!("/api/admin/audit-logs?{query}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            page
+        }
+    };
+    let keys = audit_page("action=license_key.".into()).await;
+    let all = audit_page("limit=2".into()).await;
+    let future = audit_page("from=2099-01-01T00:00:00Z".into()).await;
 
     assert_eq!(keys.total, 2);
     assert!(keys.items[0].id > keys.items[1].id, "newest first");
@@ -702,18 +699,6 @@ async fn the_audit_log_filters_and_lists_newest_first(backend: Backend) {
             &json!({"notes": "moved"}),
         )
         .await;
-    let audit_page = |query: String| {
-        let admin = &admin;
-        async move {
-            let page: Page<keysync_shared::AuditLogView> = admin
-                .get(&format!("/api/admin/audit-logs?{query}"))
-                .await
-                .json()
-                .await
-                .unwrap();
-            page
-        }
-    };
     let first = audit_page("target_kind=license_key&limit=2".into()).await;
     let cursor = first.next_cursor.clone().expect("a second page");
     let rest = audit_page(format!("target_kind=license_key&limit=2&cursor={cursor}")).await;
